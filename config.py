@@ -1,0 +1,86 @@
+"""Pipeline configuration: plain constants, read by every stage as ``config.NAME``.
+
+The values below are the ``demo`` preset: they run the whole pipeline on the
+embedded demo scene in minutes on 2 CPU cores. ``PRESETS["paper"]`` holds the
+study's scale. Change a value by editing this file, or for one run only with
+``python scene_prep.py --set N_POINTS=50000 --preset paper`` (presets are
+applied first, then each ``--set`` in order; unknown keys are refused).
+"""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+# ---------------------------------------------------------------- inputs ----
+# Sentinel-2 product: a .SAFE folder (L1C or L2A), its IMG_DATA folder, or a
+# folder holding one GeoTIFF/JPEG2000 file per band (band name in the file name).
+# The default is the embedded demo product, generated on first use.
+SCENE_PATH = ROOT / "data" / "demo" / "S2A_MSIL2A_20180704T110621_N0206_R137_T30UWC_20180704T121312.SAFE"
+# Bands to merge, in this order (names as in the file names: B02 .. B12, B8A).
+BANDS = ["B02", "B03", "B04", "B08"]
+# Target pixel size in metres (10, 20 or 60). Bands of another resolution are
+# resampled to it (bilinear for reflectance).
+RESOLUTION = 10
+# Area of interest: (west, south, east, north) in degrees lon/lat (EPSG:4326),
+# a path to a vector file (any CRS; the union of its polygons is used), or None
+# for the whole scene. The study's AOI is STUDY_AOI; the demo uses a part of it.
+STUDY_AOI = (-2.29, 51.51, -1.71, 51.61)
+AOI = (-1.90, 51.535, -1.76, 51.59)
+# Ground truth: a raster (CLC grid codes 1..44 or three-digit CLC codes, any
+# CRS) or a vector file (polygons with a class attribute holding CLC codes,
+# CLC names, or any other class names such as OpenStreetMap's "fclass").
+LABELS_PATH = ROOT / "data" / "demo" / "clc" / "U2018_CLC2018_V2020_20u1.gpkg"
+# Vector ground truth only: the attribute with the class (matched ignoring case)
+# and the layer to read (None: the file's first layer).
+LABEL_ATTRIBUTE = "Code_18"
+LABEL_LAYER = None
+# How label values are read: "clc" (CLC grid codes 1..44, three-digit CLC
+# codes or CLC names; any other value is an error naming it) or "names"
+# (every distinct value is a class of its own, e.g. OpenStreetMap "fclass").
+LABEL_VOCAB = "clc"
+# Least share (0..1) of the AOI's valid pixels that must carry a label.
+MIN_LABEL_COVERAGE = 0.5
+
+# ------------------------------------------------------------- demo data ----
+# Folder of the generated demo product and ground truth (git-ignored; it is
+# regenerated when SCENE_PATH or LABELS_PATH points into it and it is missing).
+DEMO_DIR = ROOT / "data" / "demo"
+# Extent of the generated demo scene, lon/lat (west, south, east, north). The
+# demo AOI lies inside it; the benchmark generates the whole STUDY_AOI instead.
+DEMO_EXTENT = (-1.92, 51.525, -1.74, 51.60)
+
+# ------------------------------------------------------------ scene_prep ----
+# Output folder of scene_prep.py (cropped scene, labels, points, figures).
+PREP_DIR = ROOT / "data" / "prepared"
+# Number of labelled pixels sampled inside the AOI (study: 400,000).
+N_POINTS = 20_000
+# Points table format: "parquet" or "csv".
+POINTS_FORMAT = "parquet"
+# Also write the sampled patches as one compressed array (the study did; later
+# stages cut patches from the scene on the fly and do not need it).
+SAVE_PATCHES = False
+# Patch side in pixels (odd) for SAVE_PATCHES and the default patch model.
+PATCH_SIZE = 7
+# Patch sizes swept by patches.py (odd; study: 3, 5, 7, 11, 21, 61).
+PATCH_SIZES = [3, 5, 7]
+# Run the Felzenszwalb segmentation in scene_prep.py and add the segment type
+# to the points table.
+SEGMENT = False
+# Lower and upper percentiles (%) of the contrast stretch of the rendered PNGs.
+STRETCH_PERCENTILES = (2, 98)
+
+# --------------------------------------------------------- reproducibility ----
+# One seed drives the demo data, sampling, splits and training.
+SEED = 42
+
+# --------------------------------------------------------------- presets ----
+# A preset is a set of overrides applied before --set. "demo" is what this file
+# says; "paper" is the study's scale (run it on your own product and labels).
+PRESETS = {
+    "demo": {},
+    "paper": {
+        "AOI": STUDY_AOI,
+        "N_POINTS": 400_000,
+        "PATCH_SIZES": [3, 5, 7, 11, 21, 61],
+    },
+}

@@ -1,0 +1,192 @@
+"""Command line of the stage scripts: presets, ``--set KEY=VALUE``, logging, errors.
+
+Every stage script calls :func:`run_stage` from its ``main()``. Overrides are
+written onto the ``config`` module itself, so code that reads ``config.NAME``
+at run time sees them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import logging
+import sys
+import time
+import resource
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+import rasterio.errors
+
+import config
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "bad input or bad configuration": reported on one line.
+INPUT_ERRORS = (FileNotFoundError, ValueError, rasterio.errors.RasterioError)
+
+# Keys whose value may take another type than the default's.
+_ALTERNATIVE_TYPES: dict[str, tuple[type, ...]] = {
+    "AOI": (tuple, list, str, Path, type(None)),
+    "LABEL_LAYER": (str, int, type(None)),
+}
+
+
+def config_keys(cfg: ModuleType = config) -> list[str]:
+    """Names of the settings in ``cfg``: its UPPER_SNAKE module constants."""
+    return [k for k in vars(cfg) if k.isupper() and not k.startswith("_")]
+
+
+def parse_value(text: str) -> Any:
+    """Parse an override value as a Python literal; plain words stay strings.
+
+    Args:
+        text: the text after ``=`` in ``--set KEY=VALUE``.
+
+    Returns:
+        ``ast.literal_eval(text)``, or ``text`` itself when it is no literal
+        (so ``--set SCENE_PATH=/data/S2.SAFE`` needs no quotes).
+    """
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def check_type(key: str, value: Any, default: Any) -> Any:
+    """Return ``value`` converted to the type of ``default``, or raise ValueError."""
+    allowed = _ALTERNATIVE_TYPES.get(key)
+    if allowed is not None:
+        if not isinstance(value, allowed):
+            raise ValueError(f"{key}={value!r}: expected one of {[t.__name__ for t in allowed]}")
+        return Path(value) if isinstance(value, Path) else value
+    if default is None:
+        return value
+    if isinstance(default, Path):
+        if isinstance(value, (str, Path)):
+            return Path(value)
+    elif isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(default, (list, tuple)):
+        if isinstance(value, (list, tuple)):
+            return type(default)(value)
+    elif isinstance(value, type(default)):
+        return value
+    raise ValueError(
+        f"{key}={value!r}: expected a {type(default).__name__} like the default {default!r}"
+    )
+
+
+def apply_overrides(overrides: dict[str, Any], cfg: ModuleType = config) -> None:
+    """Set each ``KEY: value`` on the config module after checking key and type.
+
+    Raises:
+        ValueError: for an unknown key or a value of the wrong type.
+    """
+    keys = set(config_keys(cfg))
+    for key, value in overrides.items():
+        if key not in keys:
+            raise ValueError(f"unknown config key {key!r}; see config.py for the keys")
+        setattr(cfg, key, check_type(key, value, getattr(cfg, key)))
+
+
+def apply_preset(name: str, cfg: ModuleType = config) -> None:
+    """Apply ``cfg.PRESETS[name]``; raise ValueError naming the known presets."""
+    if name not in cfg.PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known presets: {sorted(cfg.PRESETS)}")
+    apply_overrides(cfg.PRESETS[name], cfg)
+
+
+def parse_args(argv: list[str] | None, description: str | None) -> argparse.Namespace:
+    """Parse ``--preset NAME``, ``--set KEY=VALUE`` (repeatable) and ``-v``."""
+    parser = argparse.ArgumentParser(
+        description=(description or "").split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--preset", help="apply a preset from config.PRESETS first (demo, paper)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value (a Python literal or a plain string); repeatable",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser.parse_args(argv)
+
+
+def effective_config(cfg: ModuleType = config) -> dict[str, Any]:
+    """The settings as JSON-friendly values (paths and tuples become str and list)."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        return v
+    return {k: plain(getattr(cfg, k)) for k in config_keys(cfg) if k != "PRESETS"}
+
+
+def save_config(folder: Path, stage: str) -> Path:
+    """Write the effective configuration of ``stage`` to ``folder/<stage>_config.json``."""
+    from landcover.files import atomic_write
+
+    path = Path(folder) / f"{stage}_config.json"
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(effective_config(), indent=2))
+    log.info("wrote %s", path)
+    return path
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Configure the root logger once, for a stage script's ``main()``."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        force=True,
+    )
+
+
+def run_stage(stage: Callable[[], None], doc: str | None, argv: list[str] | None) -> int:
+    """Parse the command line, apply overrides, run ``stage`` and report errors.
+
+    Args:
+        stage: the stage's body, reading ``config.NAME`` at run time.
+        doc: the script's docstring (shown by ``--help``).
+        argv: command-line arguments (None: ``sys.argv[1:]``).
+
+    Returns:
+        0 on success, 2 when an input or the configuration is bad (the reason is
+        logged on one line; outputs written before are left as they were).
+    """
+    args = parse_args(argv, doc)
+    setup_logging(args.verbose)
+    name = Path(sys.argv[0]).stem if stage.__module__ == "__main__" else stage.__module__
+    try:
+        if args.preset:
+            apply_preset(args.preset)
+        apply_overrides(dict(_split_override(o) for o in args.overrides))
+        log.info("effective configuration: %s", json.dumps(effective_config()))
+        start = time.perf_counter()
+        stage()
+    except INPUT_ERRORS as err:
+        log.error("%s: %s", name, " ".join(str(err).split()))
+        return 2
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    log.info("%s done in %.1f s, peak memory %.0f MB", name, time.perf_counter() - start, peak_mb)
+    return 0
+
+
+def _split_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ValueError(f"--set {text!r}: expected KEY=VALUE")
+    key, value = text.split("=", 1)
+    return key.strip(), parse_value(value.strip())

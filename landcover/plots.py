@@ -1,0 +1,108 @@
+"""Renders and figures: contrast-stretched composites and ground-truth maps.
+
+Inputs are (bands, rows, cols) as read by rasterio; images handed to
+matplotlib are (rows, cols, 3) uint8, channels last.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from landcover.files import atomic_write  # noqa: E402
+from landcover.legend import ClassInfo  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+def stretch(bands: np.ndarray, valid: np.ndarray, percentiles: tuple[float, float] = (2, 98)) -> np.ndarray:
+    """Linear contrast stretch of each band between two percentiles of its valid pixels.
+
+    Args:
+        bands: (3, rows, cols) array, e.g. B04, B03, B02 for true colour.
+        valid: (rows, cols) bool; invalid pixels are rendered black.
+        percentiles: lower and upper percentile, in %.
+
+    Returns:
+        (rows, cols, 3) uint8 image.
+    """
+    out = np.zeros((*bands.shape[1:], bands.shape[0]), dtype=np.uint8)
+    if not valid.any():
+        return out
+    for i, band in enumerate(bands):
+        lo, hi = np.percentile(band[valid], percentiles)
+        scaled = (band.astype(np.float32) - lo) / max(float(hi - lo), 1e-12)
+        out[..., i] = np.where(valid, np.clip(scaled, 0, 1) * 255 + 0.5, 0).astype(np.uint8)
+    return out
+
+
+def composite(scene: np.ndarray, band_names: list[str], order: tuple[str, str, str],
+              valid: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
+    """Stretched composite of three named bands (e.g. ``("B04", "B03", "B02")``).
+
+    Raises:
+        ValueError: a band of ``order`` is not among ``band_names``.
+    """
+    missing = [b for b in order if b not in band_names]
+    if missing:
+        raise ValueError(f"bands {missing} are needed for the {order} composite but BANDS is {band_names}")
+    return stretch(scene[[band_names.index(b) for b in order]], valid, percentiles)
+
+
+def save_png(path: Path, image: np.ndarray) -> None:
+    """Write a (rows, cols, 3) uint8 image as PNG, atomically."""
+    with atomic_write(path) as tmp:
+        plt.imsave(tmp, image, format="png")
+    log.info("wrote %s (%dx%d)", path, image.shape[1], image.shape[0])
+
+
+def label_image(labels: np.ndarray, classes: list[ClassInfo]) -> np.ndarray:
+    """Colour a (rows, cols) label-code array with the classes' colours.
+
+    Returns:
+        (rows, cols, 3) uint8; unlabelled pixels (0 or unknown codes) white.
+    """
+    lut = np.full((int(max([c.code for c in classes] + [int(labels.max(initial=0))])) + 1, 3), 255, np.uint8)
+    for c in classes:
+        lut[c.code] = c.rgb
+    return lut[labels]
+
+
+def ground_truth_figure(path: Path, truecolor: np.ndarray, labels: np.ndarray,
+                        classes: list[ClassInfo], title: str = "") -> None:
+    """True colour beside the ground truth, with the class legend; PNG, atomically.
+
+    Args:
+        truecolor: (rows, cols, 3) uint8.
+        labels: (rows, cols) class codes, 0 = no label.
+        classes: the classes to show in the legend.
+    """
+    aspect = truecolor.shape[1] / truecolor.shape[0]
+    fig, axes = plt.subplots(1, 2, figsize=(min(2 * 5 * aspect, 20) + 4, 5.5), constrained_layout=True)
+    axes[0].imshow(truecolor)
+    axes[0].set_title("True colour (B04, B03, B02)")
+    axes[1].imshow(label_image(labels, classes), interpolation="nearest")
+    axes[1].set_title("Ground truth")
+    for ax in axes:
+        ax.set_axis_off()
+    handles = [Patch(facecolor=np.array(c.rgb) / 255, edgecolor="0.3", label=f"{c.code} {c.name}") for c in classes]
+    fig.legend(handles=handles, loc="outside right center", fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    log.info("wrote %s", path)
+
+
+def listed_colormap(classes: list[ClassInfo]) -> ListedColormap:
+    """A matplotlib colour map with one colour per class, in class order."""
+    return ListedColormap([np.array(c.rgb) / 255 for c in classes])

@@ -1,0 +1,288 @@
+"""Sentinel-2 band discovery, merge and crop, and GeoTIFF input/output.
+
+Arrays are (bands, rows, cols) as rasterio reads them. Only the window that
+covers the AOI is read from each band file, so a full 10980 x 10980 tile never
+sits in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.features import geometry_mask
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+from shapely.geometry import box, mapping
+from shapely.geometry.base import BaseGeometry
+from tqdm import tqdm
+
+from landcover.files import atomic_write
+
+log = logging.getLogger(__name__)
+
+RASTER_SUFFIXES = {".jp2", ".tif", ".tiff"}
+# Sentinel-2's convention where a file sets no nodata value.
+S2_NODATA = 0
+
+
+@contextlib.contextmanager
+def open_raster(path: Path) -> Iterator[rasterio.io.DatasetReader]:
+    """Open a raster, turning an unreadable file into a ValueError naming it."""
+    try:
+        src = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as err:
+        raise ValueError(f"{path}: not a readable raster (corrupt or unsupported file): {err}") from err
+    with src:
+        yield src
+
+
+def _band_pattern(band: str) -> re.Pattern:
+    # B8 must not match B8A, B02 must not match B020: the name is a whole token
+    return re.compile(rf"(?<![A-Za-z0-9]){re.escape(band)}(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def _resolution_in_name(path: Path) -> int | None:
+    """Resolution written in a Sentinel-2 file or folder name (``_10m`` / ``R10m``)."""
+    m = re.search(r"_(\d+)m$", path.stem) or re.search(r"^R(\d+)m$", path.parent.name)
+    return int(m.group(1)) if m else None
+
+
+def find_band_files(scene_path: Path, bands: list[str], resolution: int) -> dict[str, Path]:
+    """Find one file per band in a Sentinel-2 product.
+
+    Accepts an L2A ``.SAFE`` (``GRANULE/*/IMG_DATA/R10m|R20m|R60m/*_B02_10m.jp2``),
+    an L1C ``.SAFE`` (``GRANULE/*/IMG_DATA/*_B02.jp2``), an ``IMG_DATA`` folder,
+    or a folder of one GeoTIFF/JPEG2000 per band with the band name in the file
+    name. Where a band exists at several resolutions (L2A), the file at
+    ``resolution`` is taken, else the finest one.
+
+    Args:
+        scene_path: the product or folder.
+        bands: band names such as ``["B02", "B03", "B04", "B08"]``.
+        resolution: target pixel size in metres.
+
+    Returns:
+        ``{band: path}`` in the order of ``bands``.
+
+    Raises:
+        FileNotFoundError: the folder or a band's file is missing.
+        ValueError: several files match one band at the same resolution.
+    """
+    scene_path = Path(scene_path)
+    if not scene_path.is_dir():
+        raise FileNotFoundError(
+            f"SCENE_PATH {scene_path} is not a folder; point it at a .SAFE product, "
+            "its IMG_DATA folder or a folder of band files"
+        )
+    files = sorted(p for p in scene_path.rglob("*") if p.suffix.lower() in RASTER_SUFFIXES and p.is_file())
+    in_img_data = [p for p in files if "IMG_DATA" in p.relative_to(scene_path.parent).parts]
+    files = in_img_data or files  # in a .SAFE, skip QI_DATA masks and previews
+    found: dict[str, Path] = {}
+    for band in bands:
+        matches = [p for p in files if _band_pattern(band).search(p.stem)]
+        if not matches:
+            raise FileNotFoundError(
+                f"{scene_path}: no file for band {band} (expected a .jp2/.tif with '{band}' in its name); "
+                f"check SCENE_PATH and BANDS"
+            )
+        by_res: dict[int | None, list[Path]] = {}
+        for p in matches:
+            by_res.setdefault(_resolution_in_name(p), []).append(p)
+        if resolution in by_res:
+            chosen = by_res[resolution]
+        else:
+            chosen = by_res[min(by_res, key=lambda r: (r is None, r or 0))]
+        if len(chosen) > 1:
+            raise ValueError(
+                f"{scene_path}: several files for band {band}: {[str(p) for p in chosen]}; "
+                "point SCENE_PATH at one granule's IMG_DATA folder"
+            )
+        found[band] = chosen[0]
+    return found
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A raster grid: CRS, affine transform (pixel corners) and size in pixels."""
+
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        return rasterio.transform.array_bounds(self.height, self.width, self.transform)[:4]
+
+
+def scene_grid(band_files: dict[str, Path], resolution: int) -> Grid:
+    """The common grid of the bands at ``resolution``, after checking they agree.
+
+    Bands at the target resolution must share CRS, transform and size; bands at
+    another resolution must share the CRS and cover the same bounds (within one
+    of their pixels).
+
+    Raises:
+        ValueError: naming the file whose CRS or grid differs.
+    """
+    infos = {}
+    for band, path in band_files.items():
+        with open_raster(path) as src:
+            infos[band] = (path, src.crs, src.transform, src.width, src.height, src.res)
+    ref_band = next((b for b, i in infos.items() if math.isclose(i[5][0], resolution)), None)
+    path0, crs0, t0, w0, h0, _ = infos[ref_band or next(iter(infos))]
+    if crs0 is None:
+        raise ValueError(f"{path0}: the band file has no CRS")
+    if ref_band is not None:
+        grid = Grid(crs0, t0, w0, h0)
+    else:  # no band at the target resolution: lay a grid over the first band's bounds
+        left, bottom, right, top = rasterio.transform.array_bounds(h0, w0, t0)
+        grid = Grid(crs0, Affine(resolution, 0, left, 0, -resolution, top),
+                    round((right - left) / resolution), round((top - bottom) / resolution))
+    for band, (path, crs, transform, width, height, res) in infos.items():
+        if crs != grid.crs:
+            raise ValueError(f"{path}: band {band} is in {crs}, but {path0} is in {grid.crs}; all bands must share one CRS")
+        if math.isclose(res[0], resolution):
+            if transform != grid.transform or (width, height) != (grid.width, grid.height):
+                raise ValueError(
+                    f"{path}: band {band} is on another grid ({width}x{height}, origin {transform.c}, {transform.f}) "
+                    f"than {path0} ({grid.width}x{grid.height}, origin {grid.transform.c}, {grid.transform.f})"
+                )
+        else:
+            bounds = rasterio.transform.array_bounds(height, width, transform)
+            if not np.allclose(bounds, grid.bounds, atol=res[0]):
+                raise ValueError(f"{path}: band {band} covers {bounds}, but the scene covers {grid.bounds}")
+    return grid
+
+
+def aoi_window(grid: Grid, aoi: BaseGeometry | None) -> Window:
+    """The window of ``grid`` covering the AOI's bounds, snapped outwards to pixels.
+
+    Raises:
+        ValueError: the AOI does not intersect the scene.
+    """
+    full = Window(0, 0, grid.width, grid.height)
+    if aoi is None:
+        return full
+    if not aoi.intersects(box(*grid.bounds)):
+        raise ValueError(
+            f"the AOI (bounds {tuple(round(v) for v in aoi.bounds)} in {grid.crs}) does not intersect the scene "
+            f"(bounds {tuple(round(v) for v in grid.bounds)}); check AOI and SCENE_PATH"
+        )
+    left, bottom, right, top = aoi.bounds
+    inv = ~grid.transform
+    c0, r0 = inv * (left, top)
+    c1, r1 = inv * (right, bottom)
+    c0, r0 = max(math.floor(c0 + 1e-6), 0), max(math.floor(r0 + 1e-6), 0)
+    c1, r1 = min(math.ceil(c1 - 1e-6), grid.width), min(math.ceil(r1 - 1e-6), grid.height)
+    inside = aoi.intersection(box(*grid.bounds)).area / aoi.area
+    if inside < 0.999:
+        log.warning("only %.0f %% of the AOI lies inside the scene; the rest is left out", 100 * inside)
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def read_scene(
+    band_files: dict[str, Path], grid: Grid, window: Window, aoi: BaseGeometry | None,
+    resampling: Resampling = Resampling.bilinear,
+) -> tuple[np.ndarray, dict]:
+    """Read the bands inside ``window`` of ``grid`` into one array.
+
+    Bands at another resolution are resampled onto the grid through a
+    :class:`~rasterio.vrt.WarpedVRT` (``resampling``, bilinear by default).
+    Pixels outside the AOI polygon are set to nodata.
+
+    Args:
+        band_files: ``{band: path}`` from :func:`find_band_files`.
+        grid: the target grid from :func:`scene_grid`.
+        window: the part of the grid to read, from :func:`aoi_window`.
+        aoi: the AOI polygon in ``grid.crs``, or None.
+
+    Returns:
+        ``(scene, profile)``: scene is (bands, rows, cols) of the first band's
+        dtype (uint16 for Sentinel-2), profile a GeoTIFF profile for it (CRS,
+        window transform, nodata).
+    """
+    transform = rasterio.windows.transform(window, grid.transform)
+    height, width = int(window.height), int(window.width)
+    with open_raster(next(iter(band_files.values()))) as src:
+        dtype = src.dtypes[0]
+        nodata = src.nodata if src.nodata is not None else S2_NODATA
+    scene = np.empty((len(band_files), height, width), dtype=dtype)
+    for i, (band, path) in enumerate(tqdm(band_files.items(), desc="reading bands", unit="band")):
+        with open_raster(path) as src:
+            try:
+                if src.transform == grid.transform and src.shape == grid.shape:
+                    scene[i] = src.read(1, window=window)
+                else:
+                    log.info("resampling %s from %.0f m to %.0f m (%s)", band, src.res[0], grid.transform.a, resampling.name)
+                    with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
+                                   height=grid.height, resampling=resampling,
+                                   src_nodata=src.nodata if src.nodata is not None else S2_NODATA,
+                                   nodata=nodata) as vrt:
+                        scene[i] = vrt.read(1, window=window)
+            except rasterio.errors.RasterioIOError as err:
+                raise ValueError(f"{path}: reading band {band} failed (corrupt file?): {err}") from err
+    if aoi is not None:
+        outside = geometry_mask([mapping(aoi)], out_shape=(height, width), transform=transform)
+        scene[:, outside] = nodata
+    profile = {
+        "driver": "GTiff", "dtype": dtype, "count": scene.shape[0], "height": height, "width": width,
+        "crs": grid.crs, "transform": transform, "nodata": nodata,
+    }
+    return scene, profile
+
+
+def write_geotiff(
+    path: Path, array: np.ndarray, profile: dict, descriptions: list[str] | None = None,
+    colormap: dict[int, tuple[int, int, int, int]] | None = None,
+) -> None:
+    """Write (bands, rows, cols) or (rows, cols) ``array`` as a tiled, compressed GeoTIFF.
+
+    Written to a temporary name and renamed. ``profile`` gives CRS, transform
+    and nodata; ``descriptions`` name the bands; ``colormap`` (value -> RGBA)
+    is embedded in band 1 (uint8 or uint16 only).
+    """
+    if array.ndim == 2:
+        array = array[np.newaxis]
+    prof = dict(profile, driver="GTiff", count=array.shape[0], height=array.shape[1], width=array.shape[2],
+                dtype=array.dtype.name, compress="deflate", tiled=True, blockxsize=256, blockysize=256)
+    if array.dtype.kind == "f":
+        prof["predictor"] = 3
+    elif array.dtype.kind in "ui":
+        prof["predictor"] = 2
+    with atomic_write(path) as tmp:
+        with rasterio.open(tmp, "w", **prof) as dst:
+            if colormap:  # before the pixels, or libtiff refuses the palette
+                dst.write_colormap(1, colormap)
+            for i, name in enumerate(descriptions or [], start=1):
+                dst.set_band_description(i, name)
+            dst.write(array)
+    log.info("wrote %s (%d band(s), %dx%d)", path, array.shape[0], array.shape[2], array.shape[1])
+
+
+def read_geotiff(path: Path) -> tuple[np.ndarray, dict]:
+    """Read a whole raster as (bands, rows, cols) with its profile.
+
+    Raises:
+        FileNotFoundError: naming the file and the stage that writes it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; run scene_prep.py first")
+    with open_raster(path) as src:
+        return src.read(), dict(src.profile)

@@ -1,0 +1,123 @@
+"""Stage 1: prepare the scene: merge bands, crop to the AOI, ground truth, sample points.
+
+Inputs:
+    SCENE_PATH   Sentinel-2 product (.SAFE L1C/L2A, IMG_DATA folder or folder
+                 of band files); the demo product is generated when missing.
+    AOI          lon/lat box, vector file or None.
+    LABELS_PATH  ground truth: CLC raster or polygon layer (LABEL_ATTRIBUTE,
+                 LABEL_LAYER, LABEL_VOCAB), any CRS.
+Outputs (in PREP_DIR):
+    scene.tif          merged bands cropped to the AOI (bands, rows, cols),
+                       band descriptions = band names, nodata outside the AOI
+    aoi.geojson        the AOI polygon (lon/lat)
+    truecolor.png      B04/B03/B02 with a 2-98 % stretch; falsecolor.png B08/B04/B03
+    labels.tif         ground truth on the scene grid (uint16 class codes,
+                       0 = none, colour table embedded); classes.json its classes
+    points.parquet     N_POINTS sampled labelled pixels (row, col, x, y, label,
+                       band values, NDVI); .csv with POINTS_FORMAT="csv"
+    ground_truth.png   true colour beside the ground truth with the legend
+    patches_<p>.npz    with SAVE_PATCHES: (N, p, p, bands) patches and labels
+    scene_prep_config.json  the effective configuration
+Config keys: SCENE_PATH, BANDS, RESOLUTION, AOI, LABELS_PATH, LABEL_ATTRIBUTE,
+    LABEL_LAYER, LABEL_VOCAB, MIN_LABEL_COVERAGE, N_POINTS, POINTS_FORMAT,
+    SAVE_PATCHES, PATCH_SIZE, SEGMENT, STRETCH_PERCENTILES, SEED, PREP_DIR,
+    DEMO_DIR, DEMO_EXTENT.
+Run:
+    python scene_prep.py [--preset paper] [--set KEY=VALUE ...]
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import config
+from landcover import aoi, cli, demo, labels, plots, rasters, sampling
+
+log = logging.getLogger("scene_prep")
+
+
+def check_config() -> None:
+    """Refuse values that cannot work, before any work is done."""
+    if not config.BANDS or not all(isinstance(b, str) for b in config.BANDS):
+        raise ValueError(f"BANDS={config.BANDS!r}: expected a list of band names such as 'B02'")
+    if config.RESOLUTION not in (10, 20, 60):
+        raise ValueError(f"RESOLUTION={config.RESOLUTION}: expected 10, 20 or 60 (metres)")
+    if config.N_POINTS < 1:
+        raise ValueError(f"N_POINTS={config.N_POINTS}: expected a positive number of points")
+    if config.POINTS_FORMAT not in ("parquet", "csv"):
+        raise ValueError(f"POINTS_FORMAT={config.POINTS_FORMAT!r}: expected 'parquet' or 'csv'")
+    if config.PATCH_SIZE < 1 or config.PATCH_SIZE % 2 == 0:
+        raise ValueError(f"PATCH_SIZE={config.PATCH_SIZE}: expected an odd number of pixels")
+    if not 0 <= config.MIN_LABEL_COVERAGE <= 1:
+        raise ValueError(f"MIN_LABEL_COVERAGE={config.MIN_LABEL_COVERAGE}: expected a share between 0 and 1")
+    lo, hi = config.STRETCH_PERCENTILES
+    if not 0 <= lo < hi <= 100:
+        raise ValueError(f"STRETCH_PERCENTILES={config.STRETCH_PERCENTILES}: expected 0 <= low < high <= 100")
+    if config.SEGMENT:
+        raise ValueError("SEGMENT=True needs the segmentation stage, which is not built yet; set SEGMENT=False")
+
+
+def run() -> None:
+    check_config()
+    demo.ensure_demo(config.DEMO_DIR, [config.SCENE_PATH, config.LABELS_PATH], config.SEED, config.DEMO_EXTENT)
+    out = Path(config.PREP_DIR)
+
+    # 1. bands -> one array cropped to the AOI
+    band_files = rasters.find_band_files(config.SCENE_PATH, config.BANDS, config.RESOLUTION)
+    for band, path in band_files.items():
+        log.info("band %s: %s", band, path)
+    grid = rasters.scene_grid(band_files, config.RESOLUTION)
+    aoi_geom = aoi.aoi_geometry(config.AOI, grid.crs)
+    window = rasters.aoi_window(grid, aoi_geom)
+    scene, profile = rasters.read_scene(band_files, grid, window, aoi_geom)
+    crop = rasters.Grid(grid.crs, profile["transform"], profile["width"], profile["height"])
+    valid = sampling.valid_mask(scene, profile["nodata"])
+    log.info("scene crop: %dx%d pixels, %d valid", crop.width, crop.height, valid.sum())
+
+    # 2. ground truth on the crop's grid; labels only where the scene has data
+    truth, classes = labels.labels_on_grid(
+        config.LABELS_PATH, crop, config.LABEL_VOCAB, config.LABEL_ATTRIBUTE, config.LABEL_LAYER)
+    labels.check_coverage(config.LABELS_PATH, truth, valid, config.MIN_LABEL_COVERAGE)
+    truth[~valid] = 0
+    codes, counts = np.unique(truth[truth > 0], return_counts=True)
+    classes = [c for c in classes if c.code in set(codes.tolist())]
+
+    # 3. points (and optionally patches)
+    rng = np.random.default_rng(config.SEED)
+    rows, cols = sampling.sample_pixels(truth, valid, config.N_POINTS, rng)
+    table = sampling.points_table(scene, truth, rows, cols, crop.transform, list(band_files), classes)
+    patches = sampling.cut_patches(scene, rows, cols, config.PATCH_SIZE) if config.SAVE_PATCHES else None
+
+    # 4. renders
+    pct = tuple(config.STRETCH_PERCENTILES)
+    names = list(band_files)
+    truecolor = plots.composite(scene, names, ("B04", "B03", "B02"), valid, pct)
+    falsecolor = plots.composite(scene, names, ("B08", "B04", "B03"), valid, pct) if "B08" in names else None
+
+    # 5. outputs, each written to a temporary name and renamed
+    rasters.write_geotiff(out / "scene.tif", scene, profile, descriptions=names)
+    if aoi_geom is not None:
+        aoi.write_aoi_geojson(aoi_geom, grid.crs, out / "aoi.geojson")
+    plots.save_png(out / "truecolor.png", truecolor)
+    if falsecolor is not None:
+        plots.save_png(out / "falsecolor.png", falsecolor)
+    label_profile = dict(profile, dtype="uint16", nodata=0, count=1)
+    rasters.write_geotiff(out / "labels.tif", truth, label_profile, descriptions=["label"],
+                          colormap=labels.legend.colormap(classes))
+    labels.write_classes(out / "classes.json", classes, dict(zip(codes.tolist(), counts.tolist())))
+    sampling.write_points(table, out / f"points.{config.POINTS_FORMAT}")
+    if patches is not None:
+        sampling.write_patches(out / f"patches_{config.PATCH_SIZE}.npz", patches, table["label"].to_numpy())
+    plots.ground_truth_figure(out / "ground_truth.png", truecolor, truth, classes,
+                              title=f"{Path(config.SCENE_PATH).name} - {crop.width}x{crop.height} px")
+    cli.save_config(out, "scene_prep")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.run_stage(run, __doc__, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
