@@ -212,7 +212,7 @@ def land_cover(rng: np.random.Generator, transform_: Affine, shape: tuple[int, i
 
     # town: Swindon, continuous urban fabric in the centre, discontinuous around
     cx, cy = transform(CRS.from_epsg(4326), CRS_UTM, [TOWN_CENTRE[0]], [TOWN_CENTRE[1]])
-    ccol, crow = ~transform_ * (cx[0], cy[0])
+    crow, ccol = rasterio.transform.rowcol(transform_, cx[0], cy[0], op=float)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     dist = np.hypot(yy - crow, xx - ccol) * (1 + 0.25 * smooth_noise(rng, shape, 80))
     angle = np.arctan2(yy - crow, xx - ccol)
@@ -436,7 +436,7 @@ def write_demo(out_dir: Path, seed: int, extent: tuple[float, float, float, floa
     for band in tqdm(BANDS_10M, desc="demo: 10 m bands", unit="band"):
         _write_jp2(img / "R10m" / f"{TILE}_{SENSING}_{band}_10m.jp2",
                    _to_dn(refl[ALL_BANDS.index(band)], swath_edge), transform_)
-    t20 = transform_ * Affine.scale(2)
+    t20 = Affine(20, 0, transform_.c, 0, -20, transform_.f)
     edge20 = swath_edge[::2, ::2]
     for band in tqdm(BANDS_20M, desc="demo: 20 m bands", unit="band"):
         coarse = refl[ALL_BANDS.index(band)].reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))

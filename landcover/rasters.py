@@ -185,11 +185,10 @@ def aoi_window(grid: Grid, aoi: BaseGeometry | None) -> Window:
             f"(bounds {tuple(round(v) for v in grid.bounds)}); check AOI and SCENE_PATH"
         )
     left, bottom, right, top = aoi.bounds
-    inv = ~grid.transform
-    c0, r0 = inv * (left, top)
-    c1, r1 = inv * (right, bottom)
-    c0, r0 = max(math.floor(c0 + 1e-6), 0), max(math.floor(r0 + 1e-6), 0)
-    c1, r1 = min(math.ceil(c1 - 1e-6), grid.width), min(math.ceil(r1 - 1e-6), grid.height)
+    # fractional pixel positions of the corners, snapped outwards (a hair of slack for float error)
+    (r0, r1), (c0, c1) = rasterio.transform.rowcol(grid.transform, [left, right], [top, bottom], op=np.asarray)
+    r0, c0 = max(math.floor(r0 + 1e-6), 0), max(math.floor(c0 + 1e-6), 0)
+    r1, c1 = min(math.ceil(r1 - 1e-6), grid.height), min(math.ceil(c1 - 1e-6), grid.width)
     inside = aoi.intersection(box(*grid.bounds)).area / aoi.area
     if inside < 0.999:
         log.warning("only %.0f %% of the AOI lies inside the scene; the rest is left out", 100 * inside)

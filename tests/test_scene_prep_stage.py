@@ -1,0 +1,101 @@
+"""scene_prep.py end to end on the tiny demo product, and its bad-input behaviour."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+
+import scene_prep
+from landcover.legend import CLC_BY_CODE
+from tests.conftest import TINY_AOI
+
+
+def _args(tiny_demo, out, *extra):
+    return ["--set", f"SCENE_PATH={tiny_demo.product}", "--set", f"LABELS_PATH={tiny_demo.clc_vector}",
+            "--set", f"AOI={TINY_AOI}", "--set", f"PREP_DIR={out}", "--set", "N_POINTS=2000", *extra]
+
+
+def test_scene_prep_writes_every_output(tmp_path, tiny_demo):
+    out = tmp_path / "prepared"
+    assert scene_prep.main(_args(tiny_demo, out, "--set", "SAVE_PATCHES=True", "--set", "PATCH_SIZE=5")) == 0
+    for name in ["scene.tif", "aoi.geojson", "truecolor.png", "falsecolor.png", "labels.tif", "classes.json",
+                 "points.parquet", "ground_truth.png", "patches_5.npz", "scene_prep_config.json"]:
+        assert (out / name).stat().st_size > 0, name
+    with rasterio.open(out / "scene.tif") as scene, rasterio.open(out / "labels.tif") as lab:
+        assert scene.descriptions == ("B02", "B03", "B04", "B08")
+        assert scene.crs == lab.crs and scene.transform == lab.transform and scene.shape == lab.shape
+        assert lab.colorinterp[0].name == "palette"
+        bands, truth, colours = scene.read(), lab.read(1), lab.colormap(1)
+    for code in np.unique(truth[truth > 0]):
+        assert colours[int(code)][:3] == CLC_BY_CODE[int(code)].rgb
+    table = pd.read_parquet(out / "points.parquet")
+    assert len(table) == 2000
+    assert (truth[table["row"], table["col"]] == table["label"]).all()
+    assert (bands[:, table["row"], table["col"]] > 0).all()
+    classes = json.loads((out / "classes.json").read_text())
+    assert {c["code"] for c in classes} == set(np.unique(truth[truth > 0]).tolist())
+    patches = np.load(out / "patches_5.npz")
+    assert patches["patches"].shape == (2000, 5, 5, 4)
+    assert json.loads((out / "scene_prep_config.json").read_text())["N_POINTS"] == 2000
+
+
+def test_raster_ground_truth_gives_the_same_labels(tmp_path, tiny_demo):
+    assert scene_prep.main(_args(tiny_demo, tmp_path / "v")) == 0
+    assert scene_prep.main(_args(tiny_demo, tmp_path / "r", "--set", f"LABELS_PATH={tiny_demo.clc_raster}")) == 0
+    with rasterio.open(tmp_path / "v" / "labels.tif") as v, rasterio.open(tmp_path / "r" / "labels.tif") as r:
+        assert (v.read(1) == r.read(1)).mean() > 0.97  # polygon edges vs cell centres
+
+
+def test_same_seed_same_points(tmp_path, tiny_demo):
+    scene_prep.main(_args(tiny_demo, tmp_path / "a"))
+    scene_prep.main(_args(tiny_demo, tmp_path / "b"))
+    scene_prep.main(_args(tiny_demo, tmp_path / "c", "--set", "SEED=1"))
+    a, b, c = (pd.read_parquet(tmp_path / x / "points.parquet") for x in "abc")
+    assert a.equals(b) and not a.equals(c)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("N_POINTS=10000000", "N_POINTS=10000000 is larger than the"),
+    ("AOI=(10.0, 45.0, 10.1, 45.1)", "does not intersect the scene"),
+    ("BANDS=['B02', 'B05x']", "no file for band B05x"),
+    ("LABEL_ATTRIBUTE='fclass'", "no attribute 'fclass'"),
+    ("PATCH_SIZE=4", "PATCH_SIZE=4"),
+])
+def test_bad_input_exits_2_and_keeps_earlier_outputs(tmp_path, tiny_demo, capsys, override, message):
+    out = tmp_path / "prepared"
+    assert scene_prep.main(_args(tiny_demo, out)) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert scene_prep.main(_args(tiny_demo, out, "--set", override)) == 2
+    assert message in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_labels_not_covering_the_aoi(tmp_path, tiny_demo, capsys):
+    # keep only the western quarter of the CORINE polygons
+    import geopandas as gpd
+    frame = gpd.read_file(tiny_demo.clc_vector)
+    minx, _, maxx, _ = frame.total_bounds
+    part = frame.clip((minx, frame.total_bounds[1], minx + (maxx - minx) / 4, frame.total_bounds[3]))
+    part.to_file(tmp_path / "west.gpkg")
+    assert scene_prep.main(_args(tiny_demo, tmp_path / "o", "--set", f"LABELS_PATH={tmp_path / 'west.gpkg'}")) == 2
+    assert "west.gpkg: the ground truth covers" in capsys.readouterr().err
+
+
+def test_band_folder_product(tmp_path, tiny_demo):
+    # a folder of GeoTIFFs, one per band, as users export from other tools
+    folder = tmp_path / "tifs"
+    folder.mkdir()
+    for jp2 in tiny_demo.product.rglob("*_10m.jp2"):
+        with rasterio.open(jp2) as src:
+            profile = dict(src.profile, driver="GTiff")
+            with rasterio.open(folder / (jp2.stem.replace("_10m", "") + ".tif"), "w", **profile) as dst:
+                dst.write(src.read())
+    assert scene_prep.main(_args(tiny_demo, tmp_path / "a")) == 0
+    assert scene_prep.main(_args(tiny_demo, tmp_path / "b", "--set", f"SCENE_PATH={folder}")) == 0
+    with rasterio.open(tmp_path / "a" / "scene.tif") as a, rasterio.open(tmp_path / "b" / "scene.tif") as b:
+        assert np.array_equal(a.read(), b.read())
+    shutil.rmtree(folder)
