@@ -18,7 +18,7 @@ def test_44_classes_and_grid_codes():
     assert legend.clc_to_grid_code(231) == 18
 
 
-@pytest.mark.skipif(not CLC_METADATA.exists(), reason="../shared/data/legend is absent (not a CI checkout)")
+@pytest.mark.skipif(not CLC_METADATA.exists(), reason="../shared/data/legend is absent (the project is not checked out beside shared/)")
 def test_agrees_with_official_metadata_on_every_code():
     entries = [e for e in json.loads(CLC_METADATA.read_text())["clc_data"] if e["code"] != "999"]
     assert [int(e["code"]) for e in entries] == [c.code for c in legend.CLC_CLASSES]
