@@ -63,11 +63,58 @@ SAVE_PATCHES = False
 PATCH_SIZE = 7
 # Patch sizes swept by patches.py (odd; study: 3, 5, 7, 11, 21, 61).
 PATCH_SIZES = [3, 5, 7]
-# Run the Felzenszwalb segmentation in scene_prep.py and add the segment type
-# to the points table.
+# Run the Felzenszwalb segmentation (section below) in scene_prep.py as well
+# and add the segment id and type to the points table.
 SEGMENT = False
 # Lower and upper percentiles (%) of the contrast stretch of the rendered PNGs.
 STRETCH_PERCENTILES = (2, 98)
+
+# ----------------------------------------------------------- segmentation ----
+# Output folder of the segmentation (segment.py, or scene_prep.py with SEGMENT).
+SEG_DIR = ROOT / "data" / "segments"
+# Felzenszwalb parameters (scikit-image): scale (higher: larger segments),
+# Gaussian pre-smoothing sigma in pixels, minimum segment size in pixels.
+SEG_SCALE = 1200
+SEG_SIGMA = 0.5
+SEG_MIN_SIZE = 500
+# Input scaling, which decides how many segments a scale gives: "int16" (the
+# study: band values as int16, divided by 32767 by scikit-image), "uint16"
+# (/65535), "reflectance" (/10000) or "raw" (the values as they are).
+SEG_INPUT = "int16"
+# Band whose segment mean is ranked into segment types; None: mean of all bands.
+SEG_TYPE_BAND = None
+# Percentiles (%) of all segment means that separate the segment types 1..6.
+SEG_PERCENTILES = (10, 25, 50, 75, 90)
+# Largest working memory (GB) the segmentation may need (~300 bytes/pixel);
+# larger scenes are refused with a message naming the size.
+SEG_MAX_MEMORY_GB = 8.0
+
+# ---------------------------------------------------- per-pixel experiment ----
+# Output folder of the experiments' tables and figures.
+REPORTS_DIR = ROOT / "reports"
+# Spectral indices added to the bands as features: NDVI, SAVI, EVI, NDWI.
+INDICES = ["NDVI"]
+# Split protocols: "random" (the study: pixels drawn at random) and "spatial"
+# (whole square blocks of BLOCK_SIZE pixels held out together).
+SPLITS = ["random", "spatial"]
+# Shares (0..1) of the points (random) or blocks (spatial) held out.
+VAL_FRACTION = 0.2
+TEST_FRACTION = 0.2
+# Side of the spatial blocks in pixels (100 px = 1 km at 10 m).
+BLOCK_SIZE = 100
+# Training-set sizes swept (study: 10,000 / 100,000 / 250,000); sizes larger
+# than the training pool are capped at the pool.
+TRAIN_SIZES = [2_000, 10_000]
+# Random forest: number of trees (study: 100).
+RF_TREES = 100
+# The study's MLP: SGD learning rate (momentum 0.9, Nesterov), epochs, batch
+# size, early-stopping patience in epochs (on validation accuracy).
+MLP_LEARNING_RATE = 0.01
+MLP_EPOCHS = 40
+MLP_BATCH_SIZE = 128
+MLP_PATIENCE = 5
+# TensorFlow op determinism: same seed, same network (slightly slower).
+TF_DETERMINISTIC = True
 
 # --------------------------------------------------------- reproducibility ----
 # One seed drives the demo data, sampling, splits and training.
@@ -82,5 +129,8 @@ PRESETS = {
         "AOI": STUDY_AOI,
         "N_POINTS": 400_000,
         "PATCH_SIZES": [3, 5, 7, 11, 21, 61],
+        "TRAIN_SIZES": [10_000, 100_000, 250_000],
+        "MLP_EPOCHS": 100,
+        "MLP_PATIENCE": 10,
     },
 }

@@ -14,13 +14,15 @@ Outputs (in PREP_DIR):
     labels.tif         ground truth on the scene grid (uint16 class codes,
                        0 = none, colour table embedded); classes.json its classes
     points.parquet     N_POINTS sampled labelled pixels (row, col, x, y, label,
-                       band values, NDVI); .csv with POINTS_FORMAT="csv"
+                       band values, NDVI; with SEGMENT also segment and
+                       segment_type); .csv with POINTS_FORMAT="csv"
     ground_truth.png   true colour beside the ground truth with the legend
     patches_<p>.npz    with SAVE_PATCHES: (N, p, p, bands) patches and labels
     scene_prep_config.json  the effective configuration
+With SEGMENT = True also the segmentation stage's outputs in SEG_DIR (see segment.py).
 Config keys: SCENE_PATH, BANDS, RESOLUTION, AOI, LABELS_PATH, LABEL_ATTRIBUTE,
     LABEL_LAYER, LABEL_VOCAB, MIN_LABEL_COVERAGE, N_POINTS, POINTS_FORMAT,
-    SAVE_PATCHES, PATCH_SIZE, SEGMENT, STRETCH_PERCENTILES, SEED, PREP_DIR,
+    SAVE_PATCHES, PATCH_SIZE, SEGMENT (and the SEG_* keys), STRETCH_PERCENTILES, SEED, PREP_DIR,
     DEMO_DIR, DEMO_EXTENT.
 Run:
     python scene_prep.py [--preset paper] [--set KEY=VALUE ...]
@@ -33,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 import config
-from landcover import aoi, cli, demo, labels, plots, rasters, sampling
+from landcover import aoi, cli, demo, labels, plots, rasters, sampling, segmentation
 
 log = logging.getLogger("scene_prep")
 
@@ -56,7 +58,8 @@ def check_config() -> None:
     if not 0 <= lo < hi <= 100:
         raise ValueError(f"STRETCH_PERCENTILES={config.STRETCH_PERCENTILES}: expected 0 <= low < high <= 100")
     if config.SEGMENT:
-        raise ValueError("SEGMENT=True needs the segmentation stage, which is not built yet; set SEGMENT=False")
+        segmentation.check_settings(config.SEG_SCALE, config.SEG_SIGMA, config.SEG_MIN_SIZE, config.SEG_INPUT,
+                                    config.SEG_PERCENTILES)
 
 
 def run() -> None:
@@ -89,6 +92,12 @@ def run() -> None:
     rows, cols = sampling.sample_pixels(truth, valid, config.N_POINTS, rng)
     table = sampling.points_table(scene, truth, rows, cols, crop.transform, list(band_files), classes)
     patches = sampling.cut_patches(scene, rows, cols, config.PATCH_SIZE) if config.SAVE_PATCHES else None
+    if config.SEGMENT:  # the segmentation stage, run here as the study did
+        ids, stats, types = segmentation.segment_scene(
+            scene, valid, list(band_files), scale=config.SEG_SCALE, sigma=config.SEG_SIGMA,
+            min_size=config.SEG_MIN_SIZE, scaling=config.SEG_INPUT, type_band=config.SEG_TYPE_BAND,
+            percentiles=tuple(config.SEG_PERCENTILES), max_gb=config.SEG_MAX_MEMORY_GB)
+        table = segmentation.add_segment_columns(table, ids, types)
 
     # 4. renders
     pct = tuple(config.STRETCH_PERCENTILES)
@@ -112,6 +121,9 @@ def run() -> None:
         sampling.write_patches(out / f"patches_{config.PATCH_SIZE}.npz", patches, table["label"].to_numpy())
     plots.ground_truth_figure(out / "ground_truth.png", truecolor, truth, classes,
                               title=f"{Path(config.SCENE_PATH).name} - {crop.width}x{crop.height} px")
+    if config.SEGMENT:
+        segmentation.write_outputs(config.SEG_DIR, ids, stats, types, profile, truecolor,
+                                   len(config.SEG_PERCENTILES) + 1)
     cli.save_config(out, "scene_prep")
 
 

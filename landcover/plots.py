@@ -14,7 +14,6 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from landcover.files import atomic_write  # noqa: E402
@@ -103,6 +102,58 @@ def ground_truth_figure(path: Path, truecolor: np.ndarray, labels: np.ndarray,
     log.info("wrote %s", path)
 
 
-def listed_colormap(classes: list[ClassInfo]) -> ListedColormap:
-    """A matplotlib colour map with one colour per class, in class order."""
-    return ListedColormap([np.array(c.rgb) / 255 for c in classes])
+def confusion_figure(path: Path, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray,
+                     names: list[str], title: str) -> None:
+    """Row-normalised confusion matrix heat map with class names; PNG, atomically."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    size = 3 + 0.45 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 2, size))
+    ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=labels, display_labels=[_short(n) for n in names], normalize="true",
+        values_format=".2f", cmap="Blues", ax=ax, colorbar=False, text_kw={"fontsize": 6},
+    )
+    ax.set_title(title)
+    ax.tick_params(axis="x", labelrotation=90, labelsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    log.info("wrote %s", path)
+
+
+def _short(name: str, width: int = 28) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def training_curves(path: Path, histories: dict[str, dict[str, list[float]]], title: str) -> None:
+    """Training and validation accuracy per epoch of several runs; PNG, atomically."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (name, hist) in enumerate(histories.items()):
+        colour = f"C{i}"
+        ax.plot(hist["accuracy"], color=colour, linestyle="--", label=f"{name} train")
+        ax.plot(hist["val_accuracy"], color=colour, label=f"{name} validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    log.info("wrote %s", path)
+
+
+def segment_boundaries(path: Path, truecolor: np.ndarray, ids: np.ndarray) -> None:
+    """Segment boundaries (yellow) over the true-colour render; PNG, atomically.
+
+    Args:
+        truecolor: (rows, cols, 3) uint8.
+        ids: (rows, cols) segment ids.
+    """
+    from skimage.segmentation import mark_boundaries
+
+    image = mark_boundaries(truecolor, ids, color=(1, 1, 0), mode="inner")
+    save_png(path, (image * 255).round().astype(np.uint8))

@@ -285,3 +285,12 @@ def read_geotiff(path: Path) -> tuple[np.ndarray, dict]:
         raise FileNotFoundError(f"{path} is missing; run scene_prep.py first")
     with open_raster(path) as src:
         return src.read(), dict(src.profile)
+
+
+def band_names(path: Path) -> list[str]:
+    """The band descriptions of a raster written by scene_prep (e.g. ``["B02", ...]``)."""
+    with open_raster(path) as src:
+        names = list(src.descriptions)
+    if not all(names):
+        raise ValueError(f"{path}: bands have no names (descriptions); write it with scene_prep.py")
+    return names

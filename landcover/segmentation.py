@@ -1,0 +1,280 @@
+"""Felzenszwalb segmentation, per-segment statistics and segment types.
+
+Scenes are (bands, rows, cols) as rasterio reads them; scikit-image gets
+them channels-last. Segment-id rasters are (rows, cols) int32, 0 = nodata,
+segments numbered 1..N.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.features import shapes
+from scipy import ndimage
+from shapely.geometry import shape
+from skimage.segmentation import felzenszwalb, relabel_sequential
+
+log = logging.getLogger(__name__)
+
+# Felzenszwalb's graph, sort and union-find need roughly this much per pixel.
+BYTES_PER_PIXEL = 300
+SCALINGS = ("int16", "uint16", "reflectance", "raw")
+STATS = ("count", "min", "mean", "max", "median")
+
+
+def segmentation_input(scene: np.ndarray, valid: np.ndarray, scaling: str = "int16") -> np.ndarray:
+    """The array handed to Felzenszwalb, channels-last, with nodata filled.
+
+    Felzenszwalb's ``scale`` acts on pixel differences, so the number of
+    segments depends on the value range. The scalings:
+
+    - ``"int16"`` (the study's): band values as int16, which scikit-image
+      converts to float by dividing by 32767 (reflectance x 10000 -> 0..~0.3);
+    - ``"uint16"``: values as uint16, converted by dividing by 65535;
+    - ``"reflectance"``: values / 10000 (0..~1);
+    - ``"raw"``: the values as floats (0..~10000).
+
+    Invalid pixels take the value of the nearest valid pixel, so nodata draws
+    no edges; they are removed from the segments afterwards.
+
+    Args:
+        scene: (bands, rows, cols) band values (reflectance x 10000).
+        valid: (rows, cols) bool.
+        scaling: one of ``SCALINGS``.
+
+    Returns:
+        (rows, cols, bands) float64 array.
+    """
+    if scaling not in SCALINGS:
+        raise ValueError(f"SEG_INPUT={scaling!r}: expected one of {SCALINGS}")
+    if not valid.all():
+        nearest = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
+        scene = scene[:, nearest[0], nearest[1]]
+    image = np.moveaxis(scene, 0, -1)
+    if scaling == "int16":
+        return np.clip(image, -32768, 32767).astype(np.int16) / 32767.0
+    if scaling == "uint16":
+        return np.clip(image, 0, 65535).astype(np.uint16) / 65535.0
+    if scaling == "reflectance":
+        return image.astype(np.float64) / 10000.0
+    return image.astype(np.float64)
+
+
+def check_memory(n_pixels: int, max_gb: float) -> None:
+    """Refuse a segmentation whose working memory would exceed ``max_gb``."""
+    need = n_pixels * BYTES_PER_PIXEL / 1e9
+    if need > max_gb:
+        raise ValueError(
+            f"segmenting {n_pixels:,} pixels needs about {need:.1f} GB (Felzenszwalb, ~{BYTES_PER_PIXEL} bytes "
+            f"per pixel), more than SEG_MAX_MEMORY_GB={max_gb}; use a smaller AOI or raise SEG_MAX_MEMORY_GB"
+        )
+
+
+def segment(scene: np.ndarray, valid: np.ndarray, scale: float, sigma: float, min_size: int,
+            scaling: str = "int16") -> np.ndarray:
+    """Felzenszwalb graph segmentation of a multi-band scene.
+
+    Args:
+        scene: (bands, rows, cols) band values.
+        valid: (rows, cols) bool; invalid pixels get id 0.
+        scale, sigma, min_size: scikit-image's parameters (study: 1200, 0.5, 500).
+        scaling: the input scaling, see :func:`segmentation_input`.
+
+    Returns:
+        (rows, cols) int32 segment ids 1..N, 0 where invalid.
+    """
+    image = segmentation_input(scene, valid, scaling)
+    with warnings.catch_warnings():  # 4 bands are meant: channel_axis says so
+        warnings.filterwarnings("ignore", message="Got image with third dimension")
+        ids = felzenszwalb(image, scale=scale, sigma=sigma, min_size=min_size, channel_axis=-1)
+    ids = np.where(valid, ids + 1, 0)
+    ids, _, _ = relabel_sequential(ids)
+    return ids.astype(np.int32)
+
+
+def segment_stats(scene: np.ndarray, ids: np.ndarray, band_names: list[str]) -> pd.DataFrame:
+    """Count, min, mean, max and median of every band over every segment.
+
+    Vectorised over the label image, no Python loop over segments or pixels:
+    one sort per band by (segment, value) gives each segment's min, max and
+    median from its offsets (median as numpy's: mean of the two middle values).
+
+    Args:
+        scene: (bands, rows, cols) values.
+        ids: (rows, cols) segment ids 1..N, 0 ignored.
+        band_names: names of the bands, for the column names.
+
+    Returns:
+        One row per segment, index ``segment`` 1..N, columns ``count`` and
+        ``<band>_<stat>``; statistics of a segment id with no pixel are NaN.
+    """
+    n = int(ids.max())
+    flat = ids.ravel()
+    keep = flat > 0
+    seg = flat[keep]
+    counts = np.bincount(seg, minlength=n + 1)[1:]
+    present = counts > 0
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    last = np.maximum(counts - 1, 0)
+
+    def pick(sorted_values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        out = np.full(n, np.nan)
+        out[present] = sorted_values[(starts + offsets)[present]]
+        return out
+
+    table = {"count": counts.astype(np.int64)}
+    for name, band in zip(band_names, scene):
+        raw = band.ravel()[keep]
+        values = raw.astype(np.float64)
+        if raw.dtype.kind == "u" and raw.dtype.itemsize <= 4:
+            # one int64 key (segment, value) sorts faster than a two-key lexsort
+            ordered = (np.sort((seg.astype(np.int64) << 32) | raw.astype(np.int64)) & 0xFFFFFFFF).astype(np.float64)
+        else:
+            ordered = values[np.lexsort((values, seg))]
+        sums = np.bincount(seg, weights=values, minlength=n + 1)[1:]
+        table[f"{name}_min"] = pick(ordered, np.zeros(n, np.int64))
+        table[f"{name}_mean"] = np.where(present, sums / np.maximum(counts, 1), np.nan)
+        table[f"{name}_max"] = pick(ordered, last)
+        table[f"{name}_median"] = (pick(ordered, (counts - 1) // 2) + pick(ordered, counts // 2)) / 2
+    return pd.DataFrame(table, index=pd.Index(np.arange(1, n + 1), name="segment"))
+
+
+def segment_means(stats: pd.DataFrame, band_names: list[str], band: str | None = None) -> np.ndarray:
+    """The per-segment mean that is ranked into types: one band's, or the mean over all bands."""
+    if band is None:
+        return stats[[f"{b}_mean" for b in band_names]].to_numpy().mean(axis=1)
+    if band not in band_names:
+        raise ValueError(f"SEG_TYPE_BAND={band!r} is not among the scene's bands {band_names}")
+    return stats[f"{band}_mean"].to_numpy()
+
+
+def segment_types(means: np.ndarray, percentiles: tuple[float, ...] = (10, 25, 50, 75, 90)) -> tuple[np.ndarray, np.ndarray]:
+    """Rank segment means against percentiles of all segment means.
+
+    With the study's percentiles (10, 25, 50, 75, 90) a segment whose mean is
+    below the 10th percentile is type 1, between the 10th and 25th type 2, ...
+    at or above the 90th type 6.
+
+    Args:
+        means: (N,) float, one mean per segment.
+        percentiles: increasing percentiles in %.
+
+    Returns:
+        ``(types, thresholds)``: types (N,) uint8 in 1..len(percentiles)+1;
+        thresholds the percentile values.
+    """
+    thresholds = np.percentile(means, percentiles)
+    types = np.searchsorted(thresholds, means, side="right") + 1
+    return types.astype(np.uint8), thresholds
+
+
+def type_raster(ids: np.ndarray, types: np.ndarray) -> np.ndarray:
+    """(rows, cols) uint8 segment type of every pixel (0 where id is 0)."""
+    lut = np.concatenate([[0], types]).astype(np.uint8)
+    return lut[ids]
+
+
+def segment_polygons(ids: np.ndarray, transform: Affine, crs: CRS, stats: pd.DataFrame,
+                     types: np.ndarray) -> gpd.GeoDataFrame:
+    """The segments as polygons with id, type and statistics (rasterio.features.shapes).
+
+    A segment that is not 4-connected becomes several polygons with the same id.
+    """
+    geoms, values = [], []
+    for geom, value in shapes(ids, mask=ids > 0, transform=transform, connectivity=4):
+        geoms.append(shape(geom))
+        values.append(int(value))
+    frame = gpd.GeoDataFrame({"segment": values}, geometry=geoms, crs=crs)
+    frame = frame.dissolve(by="segment", as_index=False)
+    attrs = stats.assign(type=types).reset_index()
+    return frame.merge(attrs, on="segment", how="left")
+
+
+def segment_scene(scene: np.ndarray, valid: np.ndarray, band_names: list[str], *, scale: float, sigma: float,
+                  min_size: int, scaling: str, type_band: str | None, percentiles: tuple[float, ...],
+                  max_gb: float) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    """Segment, compute statistics and types; the whole segmentation step.
+
+    Returns:
+        ``(ids, stats, types)``: ids (rows, cols) int32; stats one row per
+        segment; types (N,) uint8 in 1..len(percentiles)+1.
+    """
+    check_memory(int(valid.size), max_gb)
+    ids = segment(scene, valid, scale, sigma, min_size, scaling)
+    n = int(ids.max())
+    if n == 0:
+        raise ValueError("the scene has no valid pixel to segment")
+    stats = segment_stats(scene, ids, band_names)
+    types, thresholds = segment_types(segment_means(stats, band_names, type_band), percentiles)
+    log.info("Felzenszwalb (scale %s, sigma %s, min_size %s, input %s): %d segments, median size %d px; "
+             "type thresholds %s", scale, sigma, min_size, scaling, n, int(stats["count"].median()),
+             np.round(thresholds, 1).tolist())
+    return ids, stats, types
+
+
+def add_segment_columns(points: pd.DataFrame, ids: np.ndarray, types: np.ndarray) -> pd.DataFrame:
+    """Add ``segment`` (id) and ``segment_type`` (1..6) to a points table by raster look-up.
+
+    Args:
+        points: table with ``row`` and ``col`` on the segmented grid.
+        ids: (rows, cols) segment ids.
+        types: (N,) type of segment i+1.
+    """
+    seg = ids[points["row"].to_numpy(), points["col"].to_numpy()]
+    lut = np.concatenate([[0], types]).astype(np.uint8)
+    return points.assign(segment=seg.astype(np.int32), segment_type=lut[seg])
+
+
+def check_settings(scale: float, sigma: float, min_size: int, scaling: str, percentiles) -> None:
+    """Refuse segmentation settings that cannot work (before any work is done)."""
+    if scale <= 0 or sigma < 0 or min_size < 1:
+        raise ValueError(f"SEG_SCALE={scale}, SEG_SIGMA={sigma}, SEG_MIN_SIZE={min_size}: expected scale > 0, "
+                         "sigma >= 0, min_size >= 1")
+    if scaling not in SCALINGS:
+        raise ValueError(f"SEG_INPUT={scaling!r}: expected one of {SCALINGS}")
+    p = list(percentiles)
+    if not p or p != sorted(set(p)) or p[0] <= 0 or p[-1] >= 100:
+        raise ValueError(f"SEG_PERCENTILES={percentiles}: expected increasing percentiles between 0 and 100")
+
+
+def type_colormap(n_types: int) -> dict[int, tuple[int, int, int, int]]:
+    """Colour table for segment types 1..n (viridis, dark = low mean), 0 transparent."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    table = {0: (0, 0, 0, 0)}
+    for t in range(1, n_types + 1):
+        r, g, b, _ = cmap((t - 1) / max(n_types - 1, 1))
+        table[t] = (round(r * 255), round(g * 255), round(b * 255), 255)
+    return table
+
+
+def write_outputs(folder, ids: np.ndarray, stats: pd.DataFrame, types: np.ndarray, profile: dict,
+                  truecolor: np.ndarray, n_types: int) -> None:
+    """Write the segmentation's rasters, polygons and boundary render into ``folder``.
+
+    ``segments.tif`` (int32 ids, 0 = nodata), ``segment_types.tif`` (uint8
+    types with a colour table), ``segments.gpkg`` (layer ``segments``: id,
+    type, statistics) and ``segments.png`` (boundaries over true colour).
+    """
+    from pathlib import Path
+
+    from landcover import plots, rasters
+    from landcover.files import atomic_write
+
+    folder = Path(folder)
+    base = dict(profile, count=1)
+    rasters.write_geotiff(folder / "segments.tif", ids, dict(base, dtype="int32", nodata=0), descriptions=["segment"])
+    rasters.write_geotiff(folder / "segment_types.tif", type_raster(ids, types), dict(base, dtype="uint8", nodata=0),
+                          descriptions=["segment_type"], colormap=type_colormap(n_types))
+    polygons = segment_polygons(ids, profile["transform"], profile["crs"], stats, types)
+    with atomic_write(folder / "segments.gpkg") as tmp:
+        polygons.to_file(tmp, layer="segments", driver="GPKG")
+    log.info("wrote %s (%d segments)", folder / "segments.gpkg", len(polygons))
+    plots.segment_boundaries(folder / "segments.png", truecolor, ids)

@@ -1,0 +1,64 @@
+"""Train / validation / test splits of the sampled points.
+
+``random`` draws points at random, as the study did: neighbouring pixels end
+up on both sides, so test accuracy measures interpolation between known
+pixels. ``spatial`` assigns whole square blocks of the scene to one side, so
+test pixels are at least a block away from most training pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("random", "spatial")
+
+
+def block_ids(rows: np.ndarray, cols: np.ndarray, block_size: int) -> np.ndarray:
+    """Id of the ``block_size`` x ``block_size`` block holding each pixel (int64, (N,))."""
+    if block_size < 1:
+        raise ValueError(f"BLOCK_SIZE={block_size}: expected a positive number of pixels")
+    block_row, block_col = rows // block_size, cols // block_size
+    return block_row * (int(block_col.max(initial=0)) + 1) + block_col
+
+
+def split_points(rows: np.ndarray, cols: np.ndarray, protocol: str, val_fraction: float, test_fraction: float,
+                 block_size: int, rng: np.random.Generator) -> np.ndarray:
+    """Assign each point to train (0), validation (1) or test (2).
+
+    Args:
+        rows, cols: the points' pixel positions, (N,) ints.
+        protocol: ``"random"`` (points shuffled) or ``"spatial"`` (blocks shuffled).
+        val_fraction, test_fraction: shares of points (random) or blocks (spatial).
+        block_size: block side in pixels (spatial).
+        rng: the run's generator.
+
+    Returns:
+        (N,) int8 array of 0/1/2.
+    """
+    if protocol not in SPLITS:
+        raise ValueError(f"SPLITS: unknown protocol {protocol!r}; expected {SPLITS}")
+    if not (0 < val_fraction and 0 < test_fraction and val_fraction + test_fraction < 1):
+        raise ValueError(f"VAL_FRACTION={val_fraction}, TEST_FRACTION={test_fraction}: expected shares summing below 1")
+    units = np.arange(rows.size) if protocol == "random" else block_ids(rows, cols, block_size)
+    unique, inverse = np.unique(units, return_inverse=True)
+    order = rng.permutation(unique.size)
+    n_test = max(1, round(test_fraction * unique.size))
+    n_val = max(1, round(val_fraction * unique.size))
+    side = np.zeros(unique.size, dtype=np.int8)
+    side[order[:n_test]] = 2
+    side[order[n_test:n_test + n_val]] = 1
+    if protocol == "spatial":
+        log.info("spatial split: %d blocks of %d px (%d train, %d validation, %d test)",
+                 unique.size, block_size, (side == 0).sum(), (side == 1).sum(), (side == 2).sum())
+    return side[inverse]
+
+
+def training_subset(train_index: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` training points drawn from the pool (all of it if smaller), sorted."""
+    if size >= train_index.size:
+        return np.sort(train_index)
+    return np.sort(rng.choice(train_index, size=size, replace=False))

@@ -1,0 +1,78 @@
+"""segment.py, scene_prep.py with SEGMENT = True, and test_segment.py end to end on a tiny scene."""
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+
+import scene_prep
+import segment
+import test_segment as segment_experiment
+from tests.conftest import TINY_AOI
+
+SMALL = ["--set", "SEG_INPUT=raw", "--set", "SEG_MIN_SIZE=50", "--set", "SEG_SCALE=300"]
+
+
+def _prep_args(tiny_demo, tmp_path, *extra):
+    return ["--set", f"SCENE_PATH={tiny_demo.product}", "--set", f"LABELS_PATH={tiny_demo.clc_vector}",
+            "--set", f"AOI={TINY_AOI}", "--set", f"PREP_DIR={tmp_path / 'prepared'}",
+            "--set", f"SEG_DIR={tmp_path / 'segments'}", "--set", f"REPORTS_DIR={tmp_path / 'reports'}",
+            "--set", "N_POINTS=3000", *SMALL, *extra]
+
+
+def test_segment_stage_writes_aligned_outputs(tmp_path, tiny_demo):
+    assert scene_prep.main(_prep_args(tiny_demo, tmp_path)) == 0
+    assert segment.main(_prep_args(tiny_demo, tmp_path)) == 0
+    seg = tmp_path / "segments"
+    with rasterio.open(tmp_path / "prepared" / "scene.tif") as scene, rasterio.open(seg / "segments.tif") as ids_src, \
+            rasterio.open(seg / "segment_types.tif") as types_src:
+        assert ids_src.transform == scene.transform and ids_src.crs == scene.crs and ids_src.shape == scene.shape
+        ids, types = ids_src.read(1), types_src.read(1)
+        assert types_src.colormap(1)[6][3] == 255
+    assert ids.max() > 5 and set(np.unique(types[ids > 0]).tolist()) <= set(range(1, 7))
+    polygons = gpd.read_file(seg / "segments.gpkg", layer="segments")
+    assert sorted(polygons["segment"]) == list(range(1, ids.max() + 1))
+    assert {"type", "count", "B08_median"} <= set(polygons.columns)
+    points = pd.read_parquet(seg / "points.parquet")
+    assert (points["segment_type"] == types[points["row"], points["col"]]).all()
+    # scene_prep's own table is an input of segment.py and stays as it was
+    assert "segment_type" not in pd.read_parquet(tmp_path / "prepared" / "points.parquet").columns
+
+
+def test_scene_prep_with_segment_adds_the_type(tmp_path, tiny_demo):
+    assert scene_prep.main(_prep_args(tiny_demo, tmp_path, "--set", "SEGMENT=True")) == 0
+    points = pd.read_parquet(tmp_path / "prepared" / "points.parquet")
+    assert {"segment", "segment_type"} <= set(points.columns)
+    assert (tmp_path / "segments" / "segments.png").exists()
+
+
+@pytest.mark.slow
+def test_per_pixel_experiment_writes_the_table(tmp_path, tiny_demo, capsys):
+    args = _prep_args(tiny_demo, tmp_path, "--set", "SEGMENT=True", "--set", "TRAIN_SIZES=[300, 800]",
+                      "--set", "MLP_EPOCHS=3", "--set", "RF_TREES=20", "--set", "BLOCK_SIZE=40")
+    assert scene_prep.main(args) == 0
+    assert segment_experiment.main(args) == 0
+    out = tmp_path / "reports" / "segments"
+    table = pd.read_csv(out / "results.csv")
+    assert sorted(table["classifier"].unique()) == ["MLP", "MLP-Pixel", "Random forest"]
+    assert sorted(table["split"].unique()) == ["random", "spatial"]
+    assert sorted(table["train_size"].unique()) == [300, 800]
+    assert table[["val_accuracy", "test_accuracy"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert "| Random forest" in (out / "results.md").read_text()
+    for name in ["confusion_mlp_spatial.png", "curves_random.png", "per_class.csv", "test_segment_config.json"]:
+        assert (out / name).exists(), name
+    assert "| classifier" in capsys.readouterr().out
+    # same seed, same forest: the random-forest rows repeat exactly
+    assert segment_experiment.main(args) == 0
+    again = pd.read_csv(out / "results.csv")
+    rf = table["classifier"] == "Random forest"
+    assert table[rf].equals(again[rf])
+
+
+def test_experiment_without_segments_says_what_to_run(tmp_path, tiny_demo, capsys):
+    assert scene_prep.main(_prep_args(tiny_demo, tmp_path)) == 0
+    assert segment_experiment.main(_prep_args(tiny_demo, tmp_path)) == 2
+    assert "run segment.py" in capsys.readouterr().err

@@ -1,0 +1,54 @@
+"""Split protocols and per-pixel features."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from landcover import features, splits
+
+
+def _grid_points(n=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 500, n), rng.integers(0, 700, n)
+
+
+def test_spatial_split_keeps_blocks_whole():
+    rows, cols = _grid_points()
+    side = splits.split_points(rows, cols, "spatial", 0.2, 0.2, 50, np.random.default_rng(1))
+    blocks = splits.block_ids(rows, cols, 50)
+    for block in np.unique(blocks):
+        assert np.unique(side[blocks == block]).size == 1
+    assert set(np.unique(side).tolist()) == {0, 1, 2}
+
+
+def test_random_split_fractions_and_seed():
+    rows, cols = _grid_points()
+    a = splits.split_points(rows, cols, "random", 0.2, 0.1, 50, np.random.default_rng(5))
+    b = splits.split_points(rows, cols, "random", 0.2, 0.1, 50, np.random.default_rng(5))
+    assert np.array_equal(a, b)
+    assert np.bincount(a).tolist() == [2100, 600, 300]
+
+
+def test_training_subset_and_bad_values():
+    pool = np.arange(100)
+    sub = splits.training_subset(pool, 30, np.random.default_rng(0))
+    assert sub.size == 30 and np.unique(sub).size == 30
+    assert splits.training_subset(pool, 500, np.random.default_rng(0)).size == 100
+    with pytest.raises(ValueError, match="unknown protocol 'blocks'"):
+        splits.split_points(np.zeros(3), np.zeros(3), "blocks", 0.2, 0.2, 10, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="VAL_FRACTION=0.6"):
+        splits.split_points(np.zeros(3), np.zeros(3), "random", 0.6, 0.5, 10, np.random.default_rng(0))
+
+
+def test_indices_and_feature_matrix():
+    table = pd.DataFrame({"B02": [500], "B03": [800], "B04": [600], "B08": [3000], "segment_type": [4]})
+    assert features.spectral_index("NDVI", table)[0] == pytest.approx(2400 / 3600)
+    assert features.spectral_index("NDWI", table)[0] == pytest.approx(-2200 / 3800)
+    assert features.spectral_index("SAVI", table)[0] == pytest.approx(1.5 * 0.24 / (0.36 + 0.5))
+    assert features.spectral_index("EVI", table)[0] == pytest.approx(2.5 * 0.24 / (0.3 + 0.36 - 0.375 + 1))
+    x, names = features.pixel_features(table, ["B02", "B08"], ["NDVI"], segment_type=True)
+    assert names == ["B02", "B08", "NDVI", "segment_type"] and x.shape == (1, 4) and x[0, 3] == 4
+    with pytest.raises(ValueError, match="no segment_type"):
+        features.pixel_features(table.drop(columns="segment_type"), ["B02"], [], segment_type=True)
+    with pytest.raises(ValueError, match="unknown index 'LAI'"):
+        features.spectral_index("LAI", table)
