@@ -30,6 +30,7 @@ def seed_keras(seed: int, deterministic: bool) -> None:
     import keras
     import tensorflow as tf
 
+    keras.backend.clear_session()  # a fresh graph per model: no retracing warnings, no growth
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
