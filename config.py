@@ -116,6 +116,36 @@ MLP_PATIENCE = 5
 # TensorFlow op determinism: same seed, same network (slightly slower).
 TF_DETERMINISTIC = True
 
+# -------------------------------------------------------------- patch CNN ----
+# Folder of the trained models (.keras with a .json of metadata beside each).
+MODELS_DIR = ROOT / "models"
+# Classes with fewer sampled points than this are dropped (study: 100).
+PATCH_MIN_SAMPLES = 100
+# Convolution padding: "same" (the study's CNN) or "valid" (the same layers
+# without padding; its head becomes convolutional, so a whole scene is
+# predicted in one pass per tile, giving exactly the per-patch labels).
+CNN_PADDING = "same"
+# Adam learning rate (study: 1e-4), epochs, batch size, early-stopping
+# patience (epochs, on validation accuracy).
+CNN_LEARNING_RATE = 1e-4
+CNN_EPOCHS = 10
+CNN_BATCH_SIZE = 128
+CNN_PATIENCE = 3
+# Training points per model (None: the whole training part of the split).
+CNN_TRAIN_SIZE = 6_000
+
+# ------------------------------------------------------ whole-scene maps ----
+# Model used by test_patches.py: a .keras path, or None for the best model of
+# the patches.py sweep (highest validation accuracy).
+PREDICT_MODEL = None
+# Output folder of test_patches.py (one sub-folder per model).
+PREDICT_DIR = ROOT / "data" / "predictions"
+# Patches per predict call, and memory (MB) for the patches cut at once.
+PREDICT_BATCH = 2048
+PREDICT_TILE_MB = 256
+# Also write the full class-probability stack (one float32 band per class).
+WRITE_PROBABILITIES = False
+
 # --------------------------------------------------------- reproducibility ----
 # One seed drives the demo data, sampling, splits and training.
 SEED = 42
@@ -132,5 +162,8 @@ PRESETS = {
         "TRAIN_SIZES": [10_000, 100_000, 250_000],
         "MLP_EPOCHS": 100,
         "MLP_PATIENCE": 10,
+        "CNN_EPOCHS": 100,
+        "CNN_PATIENCE": 10,
+        "CNN_TRAIN_SIZE": None,
     },
 }

@@ -31,6 +31,8 @@ INPUT_ERRORS = (FileNotFoundError, ValueError, rasterio.errors.RasterioError)
 _ALTERNATIVE_TYPES: dict[str, tuple[type, ...]] = {
     "AOI": (tuple, list, str, Path, type(None)),
     "LABEL_LAYER": (str, int, type(None)),
+    "CNN_TRAIN_SIZE": (int, type(None)),
+    "PREDICT_MODEL": (str, Path, type(None)),
 }
 
 
@@ -61,7 +63,7 @@ def check_type(key: str, value: Any, default: Any) -> Any:
     if allowed is not None:
         if not isinstance(value, allowed):
             raise ValueError(f"{key}={value!r}: expected one of {[t.__name__ for t in allowed]}")
-        return Path(value) if isinstance(value, Path) else value
+        return Path(value) if isinstance(value, Path) or (key == "PREDICT_MODEL" and isinstance(value, str)) else value
     if default is None:
         return value
     if isinstance(default, Path):

@@ -50,3 +50,50 @@ def run_pixel_classifier(kind: str, x: np.ndarray, y: np.ndarray, train: np.ndar
         raise ValueError(f"unknown classifier kind {kind!r}")
     return RunResult(evaluation.scores(y[val], pred_val, labels), evaluation.scores(y[test], pred_test, labels),
                      pred_test, history)
+
+
+@dataclass
+class PatchRun:
+    """A trained patch CNN with its normalisation and results."""
+
+    model: object
+    mean: np.ndarray
+    std: np.ndarray
+    result: RunResult
+
+
+def run_patch_cnn(scene: np.ndarray, rows: np.ndarray, cols: np.ndarray, y: np.ndarray, train: np.ndarray,
+                  val: np.ndarray, test: np.ndarray, n_classes: int, patch_size: int, *, padding: str, seed: int,
+                  learning_rate: float, epochs: int, batch_size: int, patience: int, deterministic: bool,
+                  desc: str = "") -> PatchRun:
+    """Train the patch CNN on patches cut on the fly around the training points.
+
+    Per-band normalisation is fitted on the training points only; balanced
+    class weights; early stopping on validation accuracy with the best weights kept.
+
+    Args:
+        scene: (bands, rows, cols) raw values.
+        rows, cols: (N,) pixel positions of all points.
+        y: (N,) class indices.
+        train, val, test: indices into the points.
+    """
+    from landcover import patch_data
+
+    models.seed_keras(seed, deterministic)
+    mean, std = patch_data.band_normalisation(scene, rows[train], cols[train])
+    padded = patch_data.normalised_padded(scene, mean, std, patch_size)
+
+    def data(index: np.ndarray, **kwargs):
+        return patch_data.patch_dataset(padded, patch_size, rows[index], cols[index], y[index], batch_size, **kwargs)
+
+    model = models.build_patch_cnn(patch_size, scene.shape[0], n_classes, padding=padding, learning_rate=learning_rate)
+    history = models.fit_keras(
+        model, data(train, class_weights=models.balanced_class_weights(y[train]), shuffle=True, seed=seed),
+        y[train], data(val), y[val], epochs=epochs, batch_size=batch_size, patience=patience,
+        desc=desc or f"CNN {patch_size}x{patch_size}")
+    pred_val = model.predict(data(val), verbose=0).argmax(axis=1)
+    pred_test = model.predict(data(test), verbose=0).argmax(axis=1)
+    labels = np.arange(n_classes)
+    result = RunResult(evaluation.scores(y[val], pred_val, labels), evaluation.scores(y[test], pred_test, labels),
+                       pred_test, history)
+    return PatchRun(model, mean, std, result)

@@ -90,8 +90,8 @@ def fit_keras(model, x_train, y_train: np.ndarray, x_val, y_val: np.ndarray, *, 
     The weights of the best validation epoch are restored.
 
     Args:
-        x_train, x_val: arrays (N, ...) or Keras ``PyDataset`` objects (then
-            ``y_*`` are only used for the class weights / ignored).
+        x_train, x_val: arrays (N, ...), or Keras ``PyDataset`` objects that
+            yield their own labels and (training) sample weights.
         y_train, y_val: (N,) int class indices.
 
     Returns:
@@ -106,9 +106,111 @@ def fit_keras(model, x_train, y_train: np.ndarray, x_val, y_val: np.ndarray, *, 
         validation = (x_val, y_val)
     else:
         validation = x_val
-    history = model.fit(x_train, epochs=epochs, validation_data=validation, class_weight=balanced_class_weights(y_train),
+    if isinstance(x_train, np.ndarray):
+        fit_args["class_weight"] = balanced_class_weights(y_train)  # a PyDataset yields sample weights itself
+    history = model.fit(x_train, epochs=epochs, validation_data=validation,
                         callbacks=[stop, _progress_callback(epochs, desc)], verbose=0, **fit_args)
     best = int(np.argmax(history.history["val_accuracy"]))
     log.info("%s: %d epochs, best validation accuracy %.3f at epoch %d", desc, len(history.history["loss"]),
              history.history["val_accuracy"][best], best + 1)
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+CNN_FILTERS = (8, 16, 32, 64, 128, 128)
+
+
+def build_patch_cnn(patch_size: int, n_bands: int, n_classes: int, *, padding: str = "same",
+                    learning_rate: float = 1e-4, filters: tuple[int, ...] = CNN_FILTERS, dense: int = 1000):
+    """The study's patch CNN: Conv2D 8-16-32-64-128-128 (3x3, ReLU), Flatten,
+    Dense 1000 (ReLU), softmax; Adam. Input (N, p, p, bands), channels-last.
+
+    ``padding="same"`` is the study's network. ``padding="valid"`` shrinks the
+    patch by 2 per 3x3 layer; once it is 1x1 the remaining layers are 1x1
+    convolutions. Its Flatten-Dense head can then be turned into convolutions
+    (:func:`fully_convolutional`) so that a whole scene is predicted in one pass.
+    """
+    import keras
+    from keras import layers
+
+    if padding not in ("same", "valid"):
+        raise ValueError(f"CNN_PADDING={padding!r}: expected 'same' or 'valid'")
+    inputs = keras.Input(shape=(patch_size, patch_size, n_bands))
+    x, size = inputs, patch_size
+    for i, f in enumerate(filters):
+        kernel = 3 if padding == "same" or size >= 3 else 1
+        x = layers.Conv2D(f, kernel, padding=padding, activation="relu", name=f"conv{i + 1}")(x)
+        if padding == "valid":
+            size -= kernel - 1
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(dense, activation="relu", name="dense")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="classes")(x)
+    model = keras.Model(inputs, outputs, name=f"patch_cnn_{patch_size}_{padding}")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def fully_convolutional(model):
+    """Turn a ``valid`` patch CNN into a fully convolutional network.
+
+    Flatten + Dense(1000) becomes a Conv2D whose kernel covers the last conv
+    layer's output (s x s), the softmax Dense a 1x1 Conv2D; the weights are
+    copied. On an input of (H, W, bands) the result is (H - p + 1, W - p + 1,
+    classes): at (r, c) the class probabilities of the patch whose top-left
+    corner is (r, c), exactly what the patch model gives for that patch.
+    """
+    import keras
+    from keras import layers
+
+    convs = [layer for layer in model.layers if isinstance(layer, layers.Conv2D)]
+    if any(layer.padding != "valid" for layer in convs):
+        raise ValueError(f"model {model.name} uses 'same' padding: only a CNN_PADDING='valid' model can be "
+                         "made fully convolutional")
+    dense, out = model.get_layer("dense"), model.get_layer("classes")
+    n_bands = model.input_shape[-1]
+    last = convs[-1].output.shape  # (None, s, s, filters)
+    s, f = last[1], last[3]
+    inputs = keras.Input(shape=(None, None, n_bands))
+    x = inputs
+    for layer in convs:
+        clone = layers.Conv2D(layer.filters, layer.kernel_size, padding="valid", activation="relu", name=layer.name)
+        x = clone(x)
+        clone.set_weights(layer.get_weights())
+    w, b = dense.get_weights()
+    head = layers.Conv2D(w.shape[1], (s, s), padding="valid", activation="relu", name="dense_conv")
+    x = head(x)
+    head.set_weights([w.reshape(s, s, f, w.shape[1]), b])  # Flatten is row-major over (s, s, f)
+    w2, b2 = out.get_weights()
+    cls = layers.Conv2D(w2.shape[1], 1, padding="valid", activation="softmax", name="classes_conv")
+    x = cls(x)
+    cls.set_weights([w2.reshape(1, 1, *w2.shape), b2])
+    return keras.Model(inputs, x, name=model.name + "_fcn")
+
+
+def save_model(path, model, metadata: dict) -> None:
+    """Save a Keras model (``.keras``) with a JSON of its metadata beside it, atomically."""
+    import json
+    from pathlib import Path
+
+    from landcover.files import atomic_write
+
+    path = Path(path)
+    with atomic_write(path) as tmp:
+        model.save(tmp)
+    with atomic_write(path.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(metadata, indent=2))
+    log.info("wrote %s and its metadata %s", path, path.with_suffix(".json").name)
+
+
+def load_model(path):
+    """Load a model saved by :func:`save_model`; returns ``(model, metadata)``."""
+    import json
+    from pathlib import Path
+
+    import keras
+
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    if not path.exists() or not meta_path.exists():
+        raise FileNotFoundError(f"model {path} or its metadata {meta_path.name} is missing; run patches.py first")
+    return keras.models.load_model(path), json.loads(meta_path.read_text())

@@ -157,3 +157,30 @@ def segment_boundaries(path: Path, truecolor: np.ndarray, ids: np.ndarray) -> No
 
     image = mark_boundaries(truecolor, ids, color=(1, 1, 0), mode="inner")
     save_png(path, (image * 255).round().astype(np.uint8))
+
+
+def prediction_figure(path: Path, truecolor: np.ndarray, truth: np.ndarray, prediction: np.ndarray,
+                      classes: list[ClassInfo], title: str = "") -> None:
+    """True colour | ground truth | prediction, with the class legend; PNG, atomically.
+
+    Args:
+        truecolor: (rows, cols, 3) uint8.
+        truth, prediction: (rows, cols) class codes, 0 = none.
+        classes: the classes of either map, for colours and the legend.
+    """
+    aspect = truecolor.shape[1] / truecolor.shape[0]
+    fig, axes = plt.subplots(1, 3, figsize=(min(3 * 4.5 * aspect, 27) + 4, 5), constrained_layout=True)
+    panels = [(truecolor, "True colour"), (label_image(truth, classes), "Ground truth"),
+              (label_image(prediction, classes), "Prediction")]
+    for ax, (image, name) in zip(axes, panels):
+        ax.imshow(image, interpolation="nearest")
+        ax.set_title(name)
+        ax.set_axis_off()
+    handles = [Patch(facecolor=np.array(c.rgb) / 255, edgecolor="0.3", label=f"{c.code} {c.name}") for c in classes]
+    fig.legend(handles=handles, loc="outside right center", fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    log.info("wrote %s", path)

@@ -187,3 +187,17 @@ def read_points_with_segments(prep_points: Path, seg_points: Path) -> pd.DataFra
     if not same:
         raise ValueError(f"{seg_points} was made from other points than {prep_points}; run segment.py again")
     return segmented
+
+
+def drop_rare_classes(points: pd.DataFrame, min_samples: int) -> tuple[pd.DataFrame, list[int]]:
+    """Drop the points of classes with fewer than ``min_samples`` points.
+
+    Returns:
+        ``(points, dropped)``: the kept rows (index reset) and the dropped class codes.
+    """
+    counts = points["label"].value_counts()
+    dropped = sorted(int(c) for c in counts.index[counts < min_samples])
+    if dropped:
+        log.info("dropping classes with fewer than %d points: %s",
+                 min_samples, {c: int(counts[c]) for c in dropped})
+    return points[~points["label"].isin(dropped)].reset_index(drop=True), dropped

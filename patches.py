@@ -1,0 +1,118 @@
+"""Stage 4: the patch CNN: a CNN on the p x p patch around each point predicts its class.
+
+For every split protocol in SPLITS and every patch size in PATCH_SIZES, the
+study's CNN (Conv2D 8-16-32-64-128-128, Flatten, Dense 1000, softmax; Adam;
+CNN_PADDING "same" as the study, or "valid" for exact fully convolutional
+prediction) is trained on patches cut on the fly from scene.tif (symmetric
+padding at the scene edge; per-band normalisation fitted on the training
+points), with balanced class weights and early stopping on validation
+accuracy; the best epoch is kept. Classes with fewer than PATCH_MIN_SAMPLES
+points are dropped. The split protocols are those of test_segment.py.
+
+Inputs (PREP_DIR): scene.tif, points.parquet, classes.json
+Outputs:
+    MODELS_DIR/patch_cnn_<split>_<p>.keras  each trained model, with
+        patch_cnn_<split>_<p>.json (patch size, bands, normalisation, classes,
+        padding, split, seed, scores, config) and
+        patch_cnn_<split>_<p>_points.parquet (point_id and its side: train,
+        val, test), so that prediction and evaluation need nothing else
+    REPORTS_DIR/patches/results.md, results.csv  patch size, input bands,
+        split, validation and test accuracy, kappa, macro F1, model path
+    REPORTS_DIR/patches/per_class.csv, confusion_<split>_<p>.png, curves_<split>.png
+    REPORTS_DIR/patches/patches_config.json
+Config keys: PREP_DIR, POINTS_FORMAT, PATCH_SIZES, PATCH_MIN_SAMPLES, CNN_PADDING,
+    CNN_LEARNING_RATE, CNN_EPOCHS, CNN_BATCH_SIZE, CNN_PATIENCE, CNN_TRAIN_SIZE,
+    SPLITS, VAL_FRACTION, TEST_FRACTION, BLOCK_SIZE, TF_DETERMINISTIC, SEED,
+    MODELS_DIR, REPORTS_DIR.
+Run:
+    python patches.py [--set "PATCH_SIZES=[7]" --set CNN_PADDING=valid ...]
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import config
+from landcover import cli, evaluation, experiment, labels, models, plots, rasters, sampling, splits
+
+log = logging.getLogger("patches")
+
+
+def check_config() -> None:
+    if not config.PATCH_SIZES or any(p < 1 or p % 2 == 0 for p in config.PATCH_SIZES):
+        raise ValueError(f"PATCH_SIZES={config.PATCH_SIZES}: expected odd patch sides in pixels")
+    if config.CNN_PADDING not in ("same", "valid"):
+        raise ValueError(f"CNN_PADDING={config.CNN_PADDING!r}: expected 'same' or 'valid'")
+    if set(config.SPLITS) - set(splits.SPLITS) or not config.SPLITS:
+        raise ValueError(f"SPLITS={config.SPLITS}: expected some of {splits.SPLITS}")
+
+
+def run() -> None:
+    check_config()
+    prep, reports, models_dir = Path(config.PREP_DIR), Path(config.REPORTS_DIR) / "patches", Path(config.MODELS_DIR)
+    scene, _ = rasters.read_geotiff(prep / "scene.tif")
+    band_names = rasters.band_names(prep / "scene.tif")
+    points, _ = sampling.drop_rare_classes(sampling.read_points(prep / f"points.{config.POINTS_FORMAT}"),
+                                           config.PATCH_MIN_SAMPLES)
+    classes = [c for c in labels.read_classes(prep / "classes.json") if c.code in set(points["label"])]
+    codes = np.array([c.code for c in classes])
+    y = np.searchsorted(codes, points["label"].to_numpy())
+    rows, cols = points["row"].to_numpy(), points["col"].to_numpy()
+    rng = np.random.default_rng(config.SEED)
+
+    results, per_class = [], []
+    for protocol in config.SPLITS:
+        side = splits.split_points(rows, cols, protocol, config.VAL_FRACTION, config.TEST_FRACTION,
+                                   config.BLOCK_SIZE, rng)
+        pool = np.flatnonzero(side == 0)
+        train = splits.training_subset(pool, config.CNN_TRAIN_SIZE or pool.size, rng)
+        val, test = np.flatnonzero(side == 1), np.flatnonzero(side == 2)
+        histories = {}
+        for p in config.PATCH_SIZES:
+            run_ = experiment.run_patch_cnn(
+                scene, rows, cols, y, train, val, test, len(codes), p, padding=config.CNN_PADDING, seed=config.SEED,
+                learning_rate=config.CNN_LEARNING_RATE, epochs=config.CNN_EPOCHS, batch_size=config.CNN_BATCH_SIZE,
+                patience=config.CNN_PATIENCE, deterministic=config.TF_DETERMINISTIC, desc=f"CNN {p}x{p} {protocol}")
+            res = run_.result
+            name = f"patch_cnn_{protocol}_{p}"
+            metadata = {
+                "kind": "patch_cnn", "patch_size": p, "bands": band_names, "padding": config.CNN_PADDING,
+                "mean": run_.mean.tolist(), "std": run_.std.tolist(),
+                "classes": labels.legend.classes_to_json(classes), "split": protocol, "seed": config.SEED,
+                "train_points": int(train.size), "scores": {"val": res.val, "test": res.test},
+                "config": cli.effective_config(),
+            }
+            models.save_model(models_dir / f"{name}.keras", run_.model, metadata)
+            sides = np.full(len(points), "unused", dtype=object)
+            sides[train], sides[val], sides[test] = "train", "val", "test"
+            sampling.write_points(pd.DataFrame({"point_id": points["point_id"], "side": sides}),
+                                  models_dir / f"{name}_points.parquet")
+            results.append({"patch": f"{p}x{p}", "input_values": ", ".join(band_names), "split": protocol,
+                            "val_accuracy": res.val["accuracy"], "test_accuracy": res.test["accuracy"],
+                            "kappa": res.test["kappa"], "macro_f1": res.test["macro_f1"],
+                            "model": str(models_dir / f"{name}.keras")})
+            per_class.append(evaluation.per_class(y[test], res.test_pred, np.arange(len(codes)),
+                                                  [c.name for c in classes]).assign(code=codes, patch=p, split=protocol))
+            plots.confusion_figure(reports / f"confusion_{protocol}_{p}.png", y[test], res.test_pred,
+                                   np.arange(len(codes)), [c.name for c in classes], f"CNN {p}x{p}, {protocol} split (test)")
+            histories[f"{p}x{p}"] = res.history
+            log.info("CNN %dx%d, %s split: validation %.3f, test %.3f", p, p, protocol, res.val["accuracy"],
+                     res.test["accuracy"])
+        plots.training_curves(reports / f"curves_{protocol}.png", histories, f"Patch CNN training, {protocol} split")
+
+    table = pd.DataFrame(results)
+    evaluation.write_table(table, reports / "results", "Patch CNN: accuracy by patch size")
+    evaluation.write_table(pd.concat(per_class, ignore_index=True), reports / "per_class", "Patch CNN per-class scores")
+    cli.save_config(reports, "patches")
+    print(table.drop(columns="model").to_markdown(index=False, floatfmt=".3f"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.run_stage(run, __doc__, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

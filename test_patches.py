@@ -1,0 +1,119 @@
+"""Stage 5: whole-scene maps: a patch CNN predicts every AOI pixel; maps beside the ground truth.
+
+Not a test suite. Loads a saved patch CNN (PREDICT_MODEL, or the sweep's best
+by validation accuracy) and classifies every valid pixel of the AOI from the
+window centred on it, with symmetric padding, exactly as per-patch prediction
+would: windows are cut tile by tile and predicted in large batches
+(PREDICT_BATCH, PREDICT_TILE_MB), never all at once and never one by one. A
+CNN_PADDING="valid" model is run fully convolutionally instead (one pass per
+tile, the same labels).
+
+Inputs: the model (.keras + .json + _points.parquet from patches.py);
+    PREP_DIR/scene.tif, labels.tif, classes.json, points.parquet
+Outputs (PREDICT_DIR/<model name>/):
+    prediction.tif    CLC codes (uint16, 0 = nodata) with the colour table,
+                      CRS, transform and size of scene.tif
+    confidence.tif    highest class probability (float32)
+    probabilities.tif with WRITE_PROBABILITIES: one band per class (float32)
+    prediction.png    true colour | ground truth | prediction, with legend
+    evaluation.md/.csv  held-out test points (accuracy, kappa, macro F1) and
+                      the whole AOI (agreement with the ground truth)
+    per_class.csv, confusion_aoi.png, test_patches_config.json
+Config keys: PREDICT_MODEL, REPORTS_DIR, PREP_DIR, POINTS_FORMAT, PREDICT_DIR,
+    PREDICT_BATCH, PREDICT_TILE_MB, WRITE_PROBABILITIES, STRETCH_PERCENTILES.
+Run:
+    python test_patches.py [--set PREDICT_MODEL=models/patch_cnn_spatial_7.keras]
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import config
+from landcover import cli, evaluation, inference, labels, legend, models, patch_data, plots, rasters, sampling
+
+log = logging.getLogger("test_patches")
+
+
+def chosen_model() -> Path:
+    """PREDICT_MODEL, or the model with the best validation accuracy in patches.py's table."""
+    if config.PREDICT_MODEL is not None:
+        return Path(config.PREDICT_MODEL)
+    table_path = Path(config.REPORTS_DIR) / "patches" / "results.csv"
+    if not table_path.exists():
+        raise FileNotFoundError(f"{table_path} is missing; run patches.py first or set PREDICT_MODEL")
+    table = pd.read_csv(table_path)
+    best = table.loc[table["val_accuracy"].idxmax()]
+    log.info("best model of the sweep: %s (%s split, validation accuracy %.3f)", best["model"], best["split"],
+             best["val_accuracy"])
+    return Path(best["model"])
+
+
+def run() -> None:
+    path = chosen_model()
+    prep = Path(config.PREP_DIR)
+    model, meta = models.load_model(path)
+    scene, profile = rasters.read_geotiff(prep / "scene.tif")
+    names = rasters.band_names(prep / "scene.tif")
+    truth = rasters.read_geotiff(prep / "labels.tif")[0][0]
+    scene_classes = labels.read_classes(prep / "classes.json")
+    inference.check_model_fits(meta, path, names, scene_classes)
+    classes = legend.classes_from_json(meta["classes"])
+    codes = np.array([c.code for c in classes])
+    p = meta["patch_size"]
+    valid = sampling.valid_mask(scene, profile["nodata"])
+
+    padded = patch_data.normalised_padded(scene, meta["mean"], meta["std"], p)
+    if meta.get("padding") == "valid":
+        probs = inference.predict_fully_convolutional(models.fully_convolutional(model), padded, p, valid,
+                                                      tile_mb=config.PREDICT_TILE_MB)
+    else:
+        probs = inference.predict_windows(model, padded, p, valid, batch_size=config.PREDICT_BATCH,
+                                          tile_mb=config.PREDICT_TILE_MB)
+    prediction = np.where(valid, codes[probs.argmax(axis=-1)], 0).astype(np.uint16)
+    confidence = np.where(valid, probs.max(axis=-1), 0).astype(np.float32)
+
+    # evaluation: the model's held-out test points, and the whole AOI
+    points = sampling.read_points(prep / f"points.{config.POINTS_FORMAT}")
+    sides = sampling.read_points(path.with_name(path.stem + "_points.parquet"))
+    test = points[points["point_id"].isin(sides.loc[sides["side"] == "test", "point_id"])]
+    all_codes = np.union1d(codes, [c.code for c in scene_classes])
+    point_scores = evaluation.scores(test["label"].to_numpy(), prediction[test["row"], test["col"]], codes)
+    labelled = (truth > 0) & valid
+    aoi_scores = evaluation.scores(truth[labelled], prediction[labelled], all_codes)
+    table = pd.DataFrame([{"model": path.name, "evaluated_on": f"held-out test points ({meta['split']} split)",
+                           "pixels": len(test), **point_scores},
+                          {"model": path.name, "evaluated_on": "whole AOI", "pixels": int(labelled.sum()), **aoi_scores}])
+    by_code = {c.code: c for c in [*scene_classes, *classes]}
+    shown = [by_code[c] for c in all_codes]
+
+    out = Path(config.PREDICT_DIR) / path.stem
+    base = dict(profile, count=1)
+    rasters.write_geotiff(out / "prediction.tif", prediction, dict(base, dtype="uint16", nodata=0),
+                          descriptions=["class"], colormap=legend.colormap(shown))
+    rasters.write_geotiff(out / "confidence.tif", confidence, dict(base, dtype="float32", nodata=None),
+                          descriptions=["max_probability"])
+    if config.WRITE_PROBABILITIES:
+        rasters.write_geotiff(out / "probabilities.tif", np.moveaxis(probs, -1, 0), dict(base, dtype="float32", nodata=None),
+                              descriptions=[f"{c.code} {c.name}" for c in classes])
+    truecolor = plots.composite(scene, names, ("B04", "B03", "B02"), valid, tuple(config.STRETCH_PERCENTILES))
+    plots.prediction_figure(out / "prediction.png", truecolor, truth, prediction, shown,
+                            f"{path.stem}: whole-AOI agreement {aoi_scores['accuracy']:.1%}")
+    evaluation.write_table(table, out / "evaluation", f"Whole-scene prediction with {path.name}")
+    evaluation.write_table(evaluation.per_class(truth[labelled], prediction[labelled], all_codes,
+                                                [c.name for c in shown]), out / "per_class", "Whole-AOI per-class scores")
+    plots.confusion_figure(out / "confusion_aoi.png", truth[labelled], prediction[labelled], all_codes,
+                           [c.name for c in shown], f"{path.stem}, whole AOI")
+    cli.save_config(out, "test_patches")
+    print(table.to_markdown(index=False, floatfmt=".3f"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.run_stage(run, __doc__, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""patches.py and test_patches.py end to end on the tiny demo product."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+
+import patches
+import scene_prep
+import test_patches as scene_maps
+from tests.conftest import TINY_AOI
+
+
+def _args(tiny_demo, tmp_path, *extra):
+    return ["--set", f"SCENE_PATH={tiny_demo.product}", "--set", f"LABELS_PATH={tiny_demo.clc_vector}",
+            "--set", f"AOI={TINY_AOI}", "--set", f"PREP_DIR={tmp_path / 'prepared'}",
+            "--set", f"REPORTS_DIR={tmp_path / 'reports'}", "--set", f"MODELS_DIR={tmp_path / 'models'}",
+            "--set", f"PREDICT_DIR={tmp_path / 'maps'}", "--set", "N_POINTS=1500", "--set", "PATCH_MIN_SAMPLES=30",
+            "--set", "CNN_EPOCHS=2", "--set", "CNN_TRAIN_SIZE=400", "--set", "BLOCK_SIZE=40", *extra]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_train_sweep_then_whole_scene_maps(tmp_path, tiny_demo, padding):
+    args = _args(tiny_demo, tmp_path, "--set", "PATCH_SIZES=[3, 5]", "--set", f"CNN_PADDING={padding}")
+    assert scene_prep.main(args) == 0
+    assert patches.main(args) == 0
+    table = pd.read_csv(tmp_path / "reports" / "patches" / "results.csv")
+    assert sorted(zip(table["patch"], table["split"])) == [("3x3", "random"), ("3x3", "spatial"),
+                                                          ("5x5", "random"), ("5x5", "spatial")]
+    meta = json.loads((tmp_path / "models" / "patch_cnn_spatial_5.json").read_text())
+    assert meta["patch_size"] == 5 and meta["bands"] == ["B02", "B03", "B04", "B08"] and meta["padding"] == padding
+    assert len(meta["mean"]) == 4 and meta["split"] == "spatial" and meta["classes"]
+
+    assert scene_maps.main(args) == 0  # the best model of the sweep
+    best = table.loc[table["val_accuracy"].idxmax()]
+    out = tmp_path / "maps" / f"patch_cnn_{best['split']}_{best['patch'].split('x')[0]}"
+    with rasterio.open(tmp_path / "prepared" / "scene.tif") as scene, rasterio.open(out / "prediction.tif") as pred:
+        assert (pred.crs, pred.transform, pred.shape) == (scene.crs, scene.transform, scene.shape)
+        assert pred.colorinterp[0].name == "palette"
+        prediction, colours = pred.read(1), pred.colormap(1)
+    assert set(np.unique(prediction)) - {0} <= {c["code"] for c in meta["classes"]}
+    assert all(colours[int(c)][3] == 255 for c in np.unique(prediction) if c)
+    evaluation = pd.read_csv(out / "evaluation.csv")
+    # whole-scene prediction at the held-out points gives what patches.py measured on their patches
+    assert evaluation.loc[0, "accuracy"] == pytest.approx(best["test_accuracy"])
+    for name in ["confidence.tif", "prediction.png", "confusion_aoi.png", "per_class.csv"]:
+        assert (out / name).exists(), name
+
+
+@pytest.mark.slow
+def test_model_on_a_scene_with_other_bands_is_refused(tmp_path, tiny_demo, capsys):
+    args = _args(tiny_demo, tmp_path, "--set", "PATCH_SIZES=[3]", "--set", "SPLITS=['random']")
+    assert scene_prep.main(args) == 0 and patches.main(args) == 0
+    other = _args(tiny_demo, tmp_path, "--set", f"PREP_DIR={tmp_path / 'rgb'}", "--set", "BANDS=['B02', 'B03', 'B04']",
+                  "--set", f"PREDICT_MODEL={tmp_path / 'models' / 'patch_cnn_random_3.keras'}")
+    assert scene_prep.main(other) == 0
+    capsys.readouterr()
+    assert scene_maps.main(other) == 2
+    assert "the model was trained on bands ['B02', 'B03', 'B04', 'B08']" in capsys.readouterr().err
+
+
+def test_missing_model_says_what_to_run(tmp_path, capsys):
+    assert scene_maps.main(["--set", f"REPORTS_DIR={tmp_path}"]) == 2
+    assert "run patches.py first" in capsys.readouterr().err
