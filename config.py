@@ -146,6 +146,39 @@ PREDICT_TILE_MB = 256
 # Also write the full class-probability stack (one float32 band per class).
 WRITE_PROBABILITIES = False
 
+# ------------------------------------------------------------ BigEarthNet ----
+# The archive: a BigEarthNet-S2 v1.0 folder of patch folders, or a v2.0 (reBEN)
+# root holding metadata.parquet and BigEarthNet-S2/. The default is the demo
+# archive, generated on first use.
+BIGEARTH_PATH = ROOT / "data" / "demo" / "bigearthnet"
+# Cloud/shadow and snow lists of a v1 archive (None: the official CSV names
+# beside BIGEARTH_PATH). v2 uses the flags in metadata.parquet.
+BIGEARTH_CLOUD_LIST = None
+BIGEARTH_SNOW_LIST = None
+# Output folder of read_bigearth.py (shards and manifest).
+BIGEARTH_DIR = ROOT / "data" / "bigearth"
+# Classes kept: "scene" (the AOI ground truth's classes, from PREP_DIR),
+# "study" (the study's 16 classes) or a list of CLC codes.
+BIGEARTH_CLASSES = "scene"
+# Label policy: "first" (the patch's first kept label, as the study) or "multi".
+BIGEARTH_LABELS = "first"
+# Patches per shard, and the most patches kept (None: all).
+BIGEARTH_SHARD_SIZE = 1000
+BIGEARTH_MAX_PATCHES = None
+# Training of the study's BigEarthNet CNN (Adam 5e-4): epochs, batch size,
+# early-stopping patience; shares of patches held out for validation and test.
+BE_LEARNING_RATE = 5e-4
+BE_EPOCHS = 15
+BE_BATCH_SIZE = 32
+BE_PATIENCE = 4
+BE_VAL_FRACTION = 0.2
+BE_TEST_FRACTION = 0.2
+# Transfer to the AOI: AOI training points for the new head (b), its epochs,
+# and epochs of fine-tuning with the convolutions unfrozen (0: none).
+TRANSFER_TRAIN_SIZE = 2_000
+TRANSFER_EPOCHS = 30
+TRANSFER_FINE_TUNE_EPOCHS = 0
+
 # --------------------------------------------------------- reproducibility ----
 # One seed drives the demo data, sampling, splits and training.
 SEED = 42
@@ -165,5 +198,9 @@ PRESETS = {
         "CNN_EPOCHS": 100,
         "CNN_PATIENCE": 10,
         "CNN_TRAIN_SIZE": None,
+        "BE_EPOCHS": 100,
+        "BE_PATIENCE": 10,
+        "TRANSFER_TRAIN_SIZE": 20_000,
+        "TRANSFER_FINE_TUNE_EPOCHS": 5,
     },
 }

@@ -33,6 +33,10 @@ _ALTERNATIVE_TYPES: dict[str, tuple[type, ...]] = {
     "LABEL_LAYER": (str, int, type(None)),
     "CNN_TRAIN_SIZE": (int, type(None)),
     "PREDICT_MODEL": (str, Path, type(None)),
+    "BIGEARTH_CLASSES": (str, list, tuple),
+    "BIGEARTH_CLOUD_LIST": (str, Path, type(None)),
+    "BIGEARTH_SNOW_LIST": (str, Path, type(None)),
+    "BIGEARTH_MAX_PATCHES": (int, type(None)),
 }
 
 
@@ -63,7 +67,8 @@ def check_type(key: str, value: Any, default: Any) -> Any:
     if allowed is not None:
         if not isinstance(value, allowed):
             raise ValueError(f"{key}={value!r}: expected one of {[t.__name__ for t in allowed]}")
-        return Path(value) if isinstance(value, Path) or (key == "PREDICT_MODEL" and isinstance(value, str)) else value
+        paths = {"PREDICT_MODEL", "BIGEARTH_CLOUD_LIST", "BIGEARTH_SNOW_LIST"}
+        return Path(value) if isinstance(value, Path) or (key in paths and isinstance(value, str)) else value
     if default is None:
         return value
     if isinstance(default, Path):

@@ -458,3 +458,131 @@ def ensure_demo(demo_dir: Path, used_paths: list[Path], seed: int, extent: tuple
     demo_dir = Path(demo_dir).resolve()
     if any(demo_dir in Path(p).resolve().parents for p in used_paths) and not demo_complete(demo_dir):
         write_demo(demo_dir, seed, extent)
+
+
+def ensure_bigearth_demo(archive: Path, demo_dir: Path, seed: int) -> None:
+    """Generate the demo BigEarthNet archive when ``archive`` points into ``demo_dir`` and is missing."""
+    archive, demo_dir = Path(archive).resolve(), Path(demo_dir).resolve()
+    if demo_dir in archive.parents and not (archive / "patches_with_seasonal_snow.csv").exists():
+        write_bigearth_demo(archive, seed)
+
+
+# ---------------------------------------------------------------- BigEarthNet ----
+BIGEARTH_BANDS = {"B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20, "B08": 10,
+                  "B8A": 20, "B09": 60, "B11": 20, "B12": 20}
+# An October scene in Austria (UTM 33N): other region, other season.
+BIGEARTH_CRS = CRS.from_epsg(32633)
+# (tile name, its upper-left corner in UTM 33N, where the landscape generator
+# draws it from in UTM 30N: the first tile holds a town, the second is rural)
+BIGEARTH_TILES = [("S2A_MSIL2A_20171012T101021", (400000.0, 5340000.0), (576000.0, 5721000.0)),
+                  ("S2B_MSIL2A_20171019T100029", (430000.0, 5300000.0), (600000.0, 5800000.0))]
+# Autumn: cereals harvested (more bare soil and stubble), broadleaf senescing, lower sun.
+AUTUMN = {"crop_green": "crop_ripe", "broadleaf": "scrub"}
+CLOUD = (0.45, 0.46, 0.47, 0.48, 0.48, 0.49, 0.50, 0.50, 0.40, 0.33)
+SNOW = (0.75, 0.74, 0.72, 0.70, 0.68, 0.66, 0.64, 0.62, 0.08, 0.06)
+
+
+def _autumn(rng: np.random.Generator, truth: np.ndarray, parts: dict) -> np.ndarray:
+    """Reflectance of an autumn scene: materials swapped towards their autumn state, dimmer light."""
+    refl = reflectance(rng, truth, parts)
+    green = SPECTRA[MATERIAL_NAMES.index("crop_green")]
+    ripe = SPECTRA[MATERIAL_NAMES.index("crop_ripe")]
+    # half of the green signal turns into harvested stubble; 0.8 for the lower sun
+    ndvi_like = np.clip((refl[6] - refl[2]) / np.maximum(refl[6] + refl[2], 1e-6), 0, 1)
+    refl += 0.5 * ndvi_like * (ripe - green)[:, None, None]
+    return np.clip(refl * 0.8, 0, 1)
+
+
+def write_bigearth_demo(out_dir: Path, seed: int, patches_per_side: int = 12) -> Path:
+    """A small BigEarthNet-S2 v1.0-like archive, from another region and season.
+
+    Each patch folder ``S2A_MSIL2A_20171012T101021_<r>_<c>/`` holds
+    ``<patch>_B01.tif`` .. ``_B12.tif`` and ``_B8A.tif`` at native sizes (120 x
+    120 at 10 m, 60 x 60 at 20 m, 20 x 20 at 60 m; uint16, no nodata set, UTM
+    33N) and ``<patch>_labels_metadata.json`` (``labels``: CLC level-3 names of
+    the CORINE-like generalised land cover in the patch, in code order;
+    ``coordinates``, ``projection``, ``tile_source``, ``acquisition_date``).
+    Some patches are really given clouds (with shadows) or snow, and listed in
+    ``patches_with_cloud_and_shadow.csv`` / ``patches_with_seasonal_snow.csv``.
+
+    Args:
+        out_dir: archive root (created).
+        seed: the run's seed.
+        patches_per_side: patches per tile side (2 tiles of n x n patches).
+
+    Returns:
+        ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    rng = np.random.default_rng(seed + 1)
+    size = 120 * patches_per_side
+    cloudy, snowy = [], []
+    for tile_name, (x0, y0), layout in BIGEARTH_TILES:
+        truth, parts = land_cover(rng, Affine(10, 0, layout[0], 0, -10, layout[1]), (size, size))
+        refl = _autumn(rng, truth, parts)
+        generalised = _generalise(truth)
+        date = tile_name.split("_")[2]
+        for r in tqdm(range(patches_per_side), desc=f"demo BigEarthNet {tile_name}", unit="row"):
+            for c in range(patches_per_side):
+                name = f"{tile_name}_{r}_{c}"
+                window = (slice(120 * r, 120 * r + 120), slice(120 * c, 120 * c + 120))
+                patch = refl[:, window[0], window[1]].copy()
+                draw = rng.random()
+                if draw < 0.06:
+                    _add_blob(rng, patch, CLOUD, shadow=True)
+                    cloudy.append(name)
+                elif draw < 0.10:
+                    _add_blob(rng, patch, SNOW, shadow=False)
+                    snowy.append(name)
+                codes = sorted(set(np.unique(generalised[window]).tolist()) - {0})
+                _write_bigearth_patch(out_dir / name, name, patch, Affine(10, 0, x0 + 1200 * c, 0, -10, y0 - 1200 * r),
+                                      [legend.CLC_BY_CODE[k].name for k in codes], tile_name, date)
+    (out_dir / "patches_with_cloud_and_shadow.csv").write_text("".join(f"{n}\n" for n in cloudy))
+    (out_dir / "patches_with_seasonal_snow.csv").write_text("".join(f"{n}\n" for n in snowy))
+    log.info("wrote the demo BigEarthNet archive %s: %d patches, %d cloudy, %d snowy",
+             out_dir, 2 * patches_per_side**2, len(cloudy), len(snowy))
+    return out_dir
+
+
+def _generalise(truth: np.ndarray) -> np.ndarray:
+    """CORINE-like labels on the 10 m grid: majority per 100 m cell, 25 ha sieve."""
+    h, w = truth.shape
+    lut = np.zeros(524, dtype=np.uint8)
+    for i, c in enumerate(legend.CLC_CLASSES):
+        lut[c.code] = i + 1
+    cells = lut[truth].reshape(h // 10, 10, w // 10, 10).transpose(0, 2, 1, 3).reshape(h // 10, w // 10, 100)
+    counts = np.apply_along_axis(np.bincount, 2, cells, minlength=45)
+    grid = sieve(counts.argmax(axis=2).astype(np.uint8), size=25, connectivity=4)
+    codes = legend.grid_code_to_clc(grid)
+    return np.repeat(np.repeat(codes, 10, axis=0), 10, axis=1)
+
+
+def _add_blob(rng: np.random.Generator, patch: np.ndarray, spectrum, shadow: bool) -> None:
+    yy, xx = np.mgrid[0:120, 0:120]
+    cy, cx, rad = rng.uniform(20, 100), rng.uniform(20, 100), rng.uniform(25, 50)
+    alpha = np.clip(1.3 - np.hypot(yy - cy, xx - cx) / rad, 0, 1)
+    if shadow:
+        sh = np.clip(1.3 - np.hypot(yy - cy - 25, xx - cx - 15) / rad, 0, 1) * (1 - alpha)
+        patch *= 1 - 0.6 * sh
+    patch[:] = patch * (1 - alpha) + np.asarray(spectrum, np.float32)[:, None, None] * alpha
+
+
+def _write_bigearth_patch(folder: Path, name: str, refl: np.ndarray, transform_: Affine, labels: list[str],
+                          tile_name: str, date: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    # B01 and B09 (60 m) are not in ALL_BANDS: take the nearest bands' values
+    stand_in = {"B01": "B02", "B09": "B8A"}
+    for band, res in BIGEARTH_BANDS.items():
+        values = refl[ALL_BANDS.index(stand_in.get(band, band))]
+        f = res // 10
+        values = values.reshape(120 // f, f, 120 // f, f).mean(axis=(1, 3))
+        dn = np.clip(np.rint(values * 10000), 1, 65535).astype(np.uint16)
+        with rasterio.open(folder / f"{name}_{band}.tif", "w", driver="GTiff", width=dn.shape[1], height=dn.shape[0],
+                           count=1, dtype="uint16", crs=BIGEARTH_CRS,
+                           transform=Affine(res, 0, transform_.c, 0, -res, transform_.f)) as dst:
+            dst.write(dn, 1)
+    ulx, uly = transform_.c, transform_.f
+    meta = {"labels": labels, "coordinates": {"ulx": ulx, "uly": uly, "lrx": ulx + 1200, "lry": uly - 1200},
+            "projection": BIGEARTH_CRS.to_wkt(), "tile_source": f"{tile_name.replace('L2A', 'L1C')}_N0205_T33UUP.SAFE",
+            "acquisition_date": f"{date[:4]}-{date[4:6]}-{date[6:8]} {date[9:11]}:{date[11:13]}:{date[13:15]}"}
+    (folder / f"{name}_labels_metadata.json").write_text(__import__("json").dumps(meta))

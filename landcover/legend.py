@@ -161,3 +161,34 @@ def classes_to_json(classes: list[ClassInfo]) -> list[dict]:
 def classes_from_json(items: list[dict]) -> list[ClassInfo]:
     """Inverse of :func:`classes_to_json`."""
     return [ClassInfo(int(d["code"]), str(d["name"]), tuple(d["rgb"])) for d in items]
+
+
+# BigEarthNet's 19-class nomenclature (used by BigEarthNet v2 / reBEN): each
+# class groups CLC level-3 codes.
+BEN19_GROUPS: dict[str, tuple[int, ...]] = {
+    "Urban fabric": (111, 112),
+    "Industrial or commercial units": (121,),
+    "Arable land": (211, 212, 213),
+    "Permanent crops": (221, 222, 223, 241),
+    "Pastures": (231,),
+    "Complex cultivation patterns": (242,),
+    "Land principally occupied by agriculture, with significant areas of natural vegetation": (243,),
+    "Agro-forestry areas": (244,),
+    "Broad-leaved forest": (311,),
+    "Coniferous forest": (312,),
+    "Mixed forest": (313,),
+    "Natural grassland and sparsely vegetated areas": (321, 333),
+    "Moors, heathland and sclerophyllous vegetation": (322, 323),
+    "Transitional woodland, shrub": (324,),
+    "Beaches, dunes, sands": (331,),
+    "Inland wetlands": (411, 412),
+    "Coastal wetlands": (421, 422),
+    "Inland waters": (511, 512),
+    "Marine waters": (521, 522, 523),
+}
+_BEN19_BY_NAME = {normalise_name(k): v for k, v in BEN19_GROUPS.items()}
+
+
+def ben19_codes(name: str) -> tuple[int, ...] | None:
+    """CLC codes grouped under a BigEarthNet-19 class name, else None."""
+    return _BEN19_BY_NAME.get(normalise_name(name))

@@ -214,3 +214,67 @@ def load_model(path):
     if not path.exists() or not meta_path.exists():
         raise FileNotFoundError(f"model {path} or its metadata {meta_path.name} is missing; run patches.py first")
     return keras.models.load_model(path), json.loads(meta_path.read_text())
+
+
+def build_bigearth_cnn(n_bands: int, n_classes: int, *, multi_label: bool = False, learning_rate: float = 5e-4,
+                       patch_size: int = 120):
+    """The study's BigEarthNet CNN for (N, 120, 120, bands) inputs of raw values (x 10000):
+    Rescaling 1/10000; Conv 32, 32, max-pool, dropout 0.2; Conv 64, 64, max-pool,
+    dropout 0.2; Conv 128, 128, max-pool; Flatten; Dense 200; dropout 0.2;
+    softmax (sigmoid for multi-label); Adam.
+    """
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(patch_size, patch_size, n_bands))
+    x = layers.Rescaling(1 / 10000, name="rescale")(inputs)
+    for i, f in enumerate((32, 64, 128)):
+        x = layers.Conv2D(f, 3, padding="same", activation="relu", name=f"conv{2 * i + 1}")(x)
+        x = layers.Conv2D(f, 3, padding="same", activation="relu", name=f"conv{2 * i + 2}")(x)
+        x = layers.MaxPooling2D(name=f"pool{i + 1}")(x)
+        if i < 2:
+            x = layers.Dropout(0.2, name=f"dropout{i + 1}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(200, activation="relu", name="dense")(x)
+    x = layers.Dropout(0.2, name="dropout3")(x)
+    outputs = layers.Dense(n_classes, activation="sigmoid" if multi_label else "softmax", name="classes")(x)
+    model = keras.Model(inputs, outputs, name="bigearth_cnn")
+    if multi_label:
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
+                      metrics=[keras.metrics.BinaryAccuracy(name="accuracy")])
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+    return model
+
+
+def split_at_flatten(model):
+    """Split a CNN into its convolutional base (input -> Flatten output) and its head.
+
+    Returns:
+        ``(base, head)``: base maps patches to flat features; head maps those
+        features to class scores with the model's own trained layers.
+    """
+    import keras
+
+    flatten = model.get_layer("flatten")
+    base = keras.Model(model.input, flatten.output, name=model.name + "_base")
+    features = keras.Input(shape=flatten.output.shape[1:])
+    x, after = features, False
+    for layer in model.layers:
+        if after:
+            x = layer(x)
+        after = after or layer is flatten
+    return base, keras.Model(features, x, name=model.name + "_head")
+
+
+def build_transfer_head(n_features: int, n_classes: int, learning_rate: float = 5e-4):
+    """A new head for frozen convolutional features: Dense 200 (ReLU), dropout 0.2, softmax."""
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([keras.Input(shape=(n_features,)), layers.Dense(200, activation="relu"),
+                              layers.Dropout(0.2), layers.Dense(n_classes, activation="softmax")], name="transfer_head")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model

@@ -1,0 +1,142 @@
+"""Stage 7: train the study's CNN on BigEarthNet, then transfer it to the AOI.
+
+Trains the study's BigEarthNet CNN (120 x 120 inputs: Conv 32-32, pool,
+dropout; Conv 64-64, pool, dropout; Conv 128-128, pool; Dense 200; softmax, or
+sigmoid for BIGEARTH_LABELS="multi"; Adam 5e-4; inputs rescaled 1/10000;
+early stopping, best epoch kept) on the shards of read_bigearth.py, and scores
+it on held-out BigEarthNet patches. Then, on the held-out test points of the
+best patch CNN (so every row of the table is scored on the same AOI pixels):
+  (a) the study's way: the BigEarthNet model applied to the 120 x 120 window
+      around each point, scored against the CORINE label;
+  (b) transfer learning: its convolutional layers frozen, a new head trained
+      on AOI windows (TRANSFER_TRAIN_SIZE training points of the same split),
+      optionally fine-tuned with the convolutions unfrozen
+      (TRANSFER_FINE_TUNE_EPOCHS).
+
+Inputs: BIGEARTH_DIR (shards), PREP_DIR (scene.tif, points, classes.json),
+    REPORTS_DIR/patches/results.csv and the best patch model's _points.parquet
+Outputs:
+    MODELS_DIR/bigearth_cnn.keras (+ .json), MODELS_DIR/bigearth_transfer.keras
+        (+ .json, _points.parquet): whole-scene maps with test_patches.py
+        (PREDICT_MODEL=...; 120 x 120 windows are slow on a CPU)
+    REPORTS_DIR/bigearth/results.md, results.csv  BigEarthNet held-out score;
+        AOI transfer (a) and (b) beside the best patch CNN
+    REPORTS_DIR/bigearth/bigearth_per_class.csv, curves.png, train_bigearth_config.json
+Config keys: BIGEARTH_DIR, BE_*, TRANSFER_*, PREP_DIR, POINTS_FORMAT, REPORTS_DIR,
+    MODELS_DIR, TF_DETERMINISTIC, SEED.
+Run:
+    python train_bigearth.py
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import config
+from landcover import bigearth, cli, evaluation, labels, legend, models, plots, rasters, sampling, splits, transfer
+
+log = logging.getLogger("train_bigearth")
+
+
+def best_patch_model() -> tuple[pd.Series, Path]:
+    """The patch sweep's best row (validation accuracy) and its model path."""
+    path = Path(config.REPORTS_DIR) / "patches" / "results.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; run patches.py first (transfer is compared with the patch CNN)")
+    table = pd.read_csv(path)
+    best = table.loc[table["val_accuracy"].idxmax()]
+    return best, Path(best["model"])
+
+
+def run() -> None:
+    prep, reports, models_dir = Path(config.PREP_DIR), Path(config.REPORTS_DIR) / "bigearth", Path(config.MODELS_DIR)
+    manifest = bigearth.read_manifest(config.BIGEARTH_DIR)
+    names = rasters.band_names(prep / "scene.tif")
+    if manifest["bands"] != names:
+        raise ValueError(f"{config.BIGEARTH_DIR}: shards hold bands {manifest['bands']} but the scene has {names}; "
+                         "run read_bigearth.py with the scene's BANDS")
+    best, best_path = best_patch_model()
+
+    # 1. BigEarthNet
+    be = transfer.train_bigearth(
+        config.BIGEARTH_DIR, manifest, seed=config.SEED, val_fraction=config.BE_VAL_FRACTION,
+        test_fraction=config.BE_TEST_FRACTION, learning_rate=config.BE_LEARNING_RATE, epochs=config.BE_EPOCHS,
+        batch_size=config.BE_BATCH_SIZE, patience=config.BE_PATIENCE, deterministic=config.TF_DETERMINISTIC)
+    be_classes = [legend.CLC_BY_CODE[c] for c in manifest["classes"]]
+    base_meta = {"patch_size": 120, "bands": names, "padding": "same", "mean": [0.0] * len(names),
+                 "std": [1.0] * len(names), "seed": config.SEED, "config": cli.effective_config()}
+    models.save_model(models_dir / "bigearth_cnn.keras", be.model, {
+        **base_meta, "kind": "bigearth_cnn", "classes": legend.classes_to_json(be_classes),
+        "label_policy": manifest["policy"], "split": "bigearth", "scores": {"bigearth_test": be.test_scores}})
+
+    # 2. transfer to the AOI, on the best patch CNN's held-out points
+    scene, _ = rasters.read_geotiff(prep / "scene.tif")
+    points = sampling.read_points(prep / f"points.{config.POINTS_FORMAT}")
+    sides = sampling.read_points(best_path.with_name(best_path.stem + "_points.parquet")).set_index("point_id")["side"]
+    side = points["point_id"].map(sides).fillna("unused").to_numpy()
+    rows, cols, codes = points["row"].to_numpy(), points["col"].to_numpy(), points["label"].to_numpy()
+    rng = np.random.default_rng(config.SEED)
+    test = np.flatnonzero(side == "test")
+    train = splits.training_subset(np.flatnonzero(side == "train"), config.TRANSFER_TRAIN_SIZE, rng)
+    val = splits.training_subset(np.flatnonzero(side == "val"), max(1, config.TRANSFER_TRAIN_SIZE // 2), rng)
+    base, head = models.split_at_flatten(be.model)
+    f_test = transfer.aoi_features(base, scene, rows[test], cols[test])
+    scene_codes = np.array([c.code for c in labels.read_classes(prep / "classes.json")])
+    all_codes = np.union1d(scene_codes, manifest["classes"])
+
+    pred_a = np.asarray(manifest["classes"])[np.asarray(head.predict(f_test, verbose=0)).argmax(axis=1)]
+    score_a = evaluation.scores(codes[test], pred_a, all_codes)
+
+    aoi_codes = np.unique(codes[train])
+    f_train = transfer.aoi_features(base, scene, rows[train], cols[train])
+    f_val = transfer.aoi_features(base, scene, rows[val], cols[val])
+    y_train, y_val = np.searchsorted(aoi_codes, codes[train]), np.searchsorted(aoi_codes, codes[val])
+    new_head, history_b = transfer.train_new_head(
+        f_train, y_train, f_val, np.where(np.isin(codes[val], aoi_codes), y_val, 0), len(aoi_codes),
+        seed=config.SEED, deterministic=config.TF_DETERMINISTIC, epochs=config.TRANSFER_EPOCHS)
+    label_b = "(b) frozen convolutions, new head"
+    if config.TRANSFER_FINE_TUNE_EPOCHS > 0:
+        full = transfer.fine_tune(base, new_head, scene, rows[train], cols[train], y_train, rows[val], cols[val],
+                                  np.where(np.isin(codes[val], aoi_codes), y_val, 0),
+                                  epochs=config.TRANSFER_FINE_TUNE_EPOCHS)
+        f_test = transfer.aoi_features(base, scene, rows[test], cols[test])
+        label_b += f", fine-tuned {config.TRANSFER_FINE_TUNE_EPOCHS} epochs"
+    else:
+        import keras
+        full = keras.Model(base.input, new_head(base.output), name="bigearth_transfer")
+    pred_b = aoi_codes[np.asarray(new_head.predict(f_test, verbose=0)).argmax(axis=1)]
+    score_b = evaluation.scores(codes[test], pred_b, all_codes)
+    aoi_classes = [legend.CLC_BY_CODE[c] for c in aoi_codes]
+    models.save_model(models_dir / "bigearth_transfer.keras", full, {
+        **base_meta, "kind": "bigearth_transfer", "classes": legend.classes_to_json(aoi_classes),
+        "split": str(best["split"]), "scores": {"test": score_b}})
+    sampling.write_points(pd.DataFrame({"point_id": points["point_id"], "side": side}),
+                          models_dir / "bigearth_transfer_points.parquet")
+
+    split_name = f"AOI held-out test points ({best['split']} split)"
+    rows_ = [
+        {"model": "BigEarthNet CNN", "evaluated_on": "BigEarthNet held-out patches", "n": be.test_scores["patches"],
+         **{k: v for k, v in be.test_scores.items() if k != "patches"}},
+        {"model": "(a) BigEarthNet CNN applied to 120x120 AOI windows", "evaluated_on": split_name, "n": test.size, **score_a},
+        {"model": label_b, "evaluated_on": split_name, "n": test.size, **score_b},
+        {"model": f"best patch CNN ({best['patch']})", "evaluated_on": split_name, "n": test.size,
+         "accuracy": best["test_accuracy"], "kappa": best["kappa"], "macro_f1": best["macro_f1"]},
+    ]
+    table = pd.DataFrame(rows_)
+    evaluation.write_table(table, reports / "results", "BigEarthNet and transfer to the AOI")
+    evaluation.write_table(be.per_class, reports / "bigearth_per_class", "BigEarthNet CNN per class (held-out patches)")
+    plots.training_curves(reports / "curves.png", {"BigEarthNet CNN": be.history, "transfer head (b)": history_b},
+                          "BigEarthNet CNN and transfer head")
+    cli.save_config(reports, "train_bigearth")
+    print(table.to_markdown(index=False, floatfmt=".3f"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.run_stage(run, __doc__, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
