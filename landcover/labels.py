@@ -13,7 +13,6 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pyogrio
-import rasterio
 from rasterio.enums import Resampling
 from rasterio.features import rasterize
 from rasterio.vrt import WarpedVRT

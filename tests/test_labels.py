@@ -6,7 +6,7 @@ import pytest
 import rasterio
 from affine import Affine
 from rasterio.warp import transform as warp_transform
-from shapely.geometry import Polygon, box
+from shapely.geometry import box
 
 from landcover import labels, legend
 from landcover.rasters import Grid

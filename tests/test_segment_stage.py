@@ -1,6 +1,5 @@
 """segment.py, scene_prep.py with SEGMENT = True, and test_segment.py end to end on a tiny scene."""
 
-import json
 
 import geopandas as gpd
 import numpy as np
