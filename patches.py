@@ -110,8 +110,19 @@ def run() -> None:
     print(table.drop(columns="model").to_markdown(index=False, floatfmt=".3f"))
 
 
+CONFIG_KEYS = ("PREP_DIR", "POINTS_FORMAT", "PATCH_SIZES", "PATCH_MIN_SAMPLES", "CNN_PADDING", "CNN_LEARNING_RATE",
+               "CNN_EPOCHS", "CNN_BATCH_SIZE", "CNN_PATIENCE", "CNN_TRAIN_SIZE", "SPLITS", "VAL_FRACTION",
+               "TEST_FRACTION", "BLOCK_SIZE", "TF_DETERMINISTIC", "SEED", "MODELS_DIR", "REPORTS_DIR")
+
+
+def inputs() -> list[Path]:
+    prep = Path(config.PREP_DIR)
+    return [prep / "scene.tif", prep / f"points.{config.POINTS_FORMAT}", prep / "classes.json"]
+
+
 def main(argv: list[str] | None = None) -> int:
-    return cli.run_stage(run, __doc__, argv)
+    return cli.run_stage(run, __doc__, argv,
+                         cli.Reuse(CONFIG_KEYS, inputs, lambda: Path(config.REPORTS_DIR) / "patches"))
 
 
 if __name__ == "__main__":

@@ -57,8 +57,17 @@ def run() -> None:
     cli.save_config(Path(config.BIGEARTH_DIR), "read_bigearth")
 
 
+CONFIG_KEYS = ("BIGEARTH_PATH", "BIGEARTH_CLOUD_LIST", "BIGEARTH_SNOW_LIST", "BIGEARTH_DIR", "BIGEARTH_CLASSES",
+               "BIGEARTH_LABELS", "BIGEARTH_SHARD_SIZE", "BIGEARTH_MAX_PATCHES", "BANDS", "PREP_DIR", "DEMO_DIR", "SEED")
+
+
+def inputs() -> list[Path]:
+    lists = [Path(p) for p in (config.BIGEARTH_CLOUD_LIST, config.BIGEARTH_SNOW_LIST) if p is not None]
+    return [Path(config.BIGEARTH_PATH), Path(config.PREP_DIR) / "classes.json", *lists]
+
+
 def main(argv: list[str] | None = None) -> int:
-    return cli.run_stage(run, __doc__, argv)
+    return cli.run_stage(run, __doc__, argv, cli.Reuse(CONFIG_KEYS, inputs, lambda: Path(config.BIGEARTH_DIR)))
 
 
 if __name__ == "__main__":

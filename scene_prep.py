@@ -127,8 +127,21 @@ def run() -> None:
     cli.save_config(out, "scene_prep")
 
 
+# What the outputs depend on: an unchanged re-run reuses them (--force redoes it).
+CONFIG_KEYS = ("SCENE_PATH", "BANDS", "RESOLUTION", "AOI", "LABELS_PATH", "LABEL_ATTRIBUTE", "LABEL_LAYER",
+               "LABEL_VOCAB", "MIN_LABEL_COVERAGE", "N_POINTS", "POINTS_FORMAT", "SAVE_PATCHES", "PATCH_SIZE",
+               "SEGMENT", "SEG_DIR", "SEG_SCALE", "SEG_SIGMA", "SEG_MIN_SIZE", "SEG_INPUT", "SEG_TYPE_BAND",
+               "SEG_PERCENTILES", "SEG_MAX_MEMORY_GB", "STRETCH_PERCENTILES", "SEED", "PREP_DIR", "DEMO_DIR",
+               "DEMO_EXTENT")
+
+
+def inputs() -> list[Path]:
+    aoi_file = [Path(config.AOI)] if isinstance(config.AOI, (str, Path)) else []
+    return [Path(config.SCENE_PATH), Path(config.LABELS_PATH), *aoi_file]
+
+
 def main(argv: list[str] | None = None) -> int:
-    return cli.run_stage(run, __doc__, argv)
+    return cli.run_stage(run, __doc__, argv, cli.Reuse(CONFIG_KEYS, inputs, lambda: Path(config.PREP_DIR)))
 
 
 if __name__ == "__main__":

@@ -54,8 +54,17 @@ def run() -> None:
     cli.save_config(out, "segment")
 
 
+CONFIG_KEYS = ("PREP_DIR", "POINTS_FORMAT", "SEG_DIR", "SEG_SCALE", "SEG_SIGMA", "SEG_MIN_SIZE", "SEG_INPUT",
+               "SEG_TYPE_BAND", "SEG_PERCENTILES", "SEG_MAX_MEMORY_GB", "STRETCH_PERCENTILES")
+
+
+def inputs() -> list[Path]:
+    prep = Path(config.PREP_DIR)
+    return [prep / "scene.tif", prep / f"points.{config.POINTS_FORMAT}"]
+
+
 def main(argv: list[str] | None = None) -> int:
-    return cli.run_stage(run, __doc__, argv)
+    return cli.run_stage(run, __doc__, argv, cli.Reuse(CONFIG_KEYS, inputs, lambda: Path(config.SEG_DIR)))
 
 
 if __name__ == "__main__":

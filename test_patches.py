@@ -111,8 +111,33 @@ def run() -> None:
     print(table.to_markdown(index=False, floatfmt=".3f"))
 
 
+CONFIG_KEYS = ("PREDICT_MODEL", "REPORTS_DIR", "PREP_DIR", "POINTS_FORMAT", "PREDICT_DIR", "PREDICT_BATCH",
+               "PREDICT_TILE_MB", "WRITE_PROBABILITIES", "STRETCH_PERCENTILES")
+
+
+def _model_or_none() -> Path | None:
+    try:
+        return chosen_model()
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+
+
+def inputs() -> list[Path]:
+    prep, model = Path(config.PREP_DIR), _model_or_none()
+    files = [prep / "scene.tif", prep / "labels.tif", prep / "classes.json", prep / f"points.{config.POINTS_FORMAT}",
+             Path(config.REPORTS_DIR) / "patches" / "results.csv"]
+    if model is not None:
+        files += [model, model.with_suffix(".json"), model.with_name(model.stem + "_points.parquet")]
+    return files
+
+
+def output_folder() -> Path:
+    model = _model_or_none()
+    return Path(config.PREDICT_DIR) / (model.stem if model is not None else "none")
+
+
 def main(argv: list[str] | None = None) -> int:
-    return cli.run_stage(run, __doc__, argv)
+    return cli.run_stage(run, __doc__, argv, cli.Reuse(CONFIG_KEYS, inputs, output_folder))
 
 
 if __name__ == "__main__":

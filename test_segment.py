@@ -106,8 +106,19 @@ def run() -> None:
     print(table.to_markdown(index=False, floatfmt=".3f"))
 
 
+CONFIG_KEYS = ("PREP_DIR", "SEG_DIR", "POINTS_FORMAT", "BANDS", "INDICES", "SPLITS", "VAL_FRACTION", "TEST_FRACTION",
+               "BLOCK_SIZE", "TRAIN_SIZES", "RF_TREES", "MLP_LEARNING_RATE", "MLP_EPOCHS", "MLP_BATCH_SIZE",
+               "MLP_PATIENCE", "TF_DETERMINISTIC", "SEED", "REPORTS_DIR")
+
+
+def inputs() -> list[Path]:
+    prep, seg = Path(config.PREP_DIR), Path(config.SEG_DIR)
+    return [prep / f"points.{config.POINTS_FORMAT}", prep / "classes.json", seg / f"points.{config.POINTS_FORMAT}"]
+
+
 def main(argv: list[str] | None = None) -> int:
-    return cli.run_stage(run, __doc__, argv)
+    return cli.run_stage(run, __doc__, argv,
+                         cli.Reuse(CONFIG_KEYS, inputs, lambda: Path(config.REPORTS_DIR) / "segments"))
 
 
 if __name__ == "__main__":

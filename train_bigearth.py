@@ -134,8 +134,26 @@ def run() -> None:
     print(table.to_markdown(index=False, floatfmt=".3f"))
 
 
+CONFIG_KEYS = ("BIGEARTH_DIR", "BE_LEARNING_RATE", "BE_EPOCHS", "BE_BATCH_SIZE", "BE_PATIENCE", "BE_VAL_FRACTION",
+               "BE_TEST_FRACTION", "TRANSFER_TRAIN_SIZE", "TRANSFER_EPOCHS", "TRANSFER_FINE_TUNE_EPOCHS", "PREP_DIR",
+               "POINTS_FORMAT", "REPORTS_DIR", "MODELS_DIR", "TF_DETERMINISTIC", "SEED")
+
+
+def inputs() -> list[Path]:
+    prep = Path(config.PREP_DIR)
+    files = [Path(config.BIGEARTH_DIR) / "manifest.json", prep / "scene.tif", prep / "classes.json",
+             prep / f"points.{config.POINTS_FORMAT}", Path(config.REPORTS_DIR) / "patches" / "results.csv"]
+    try:
+        _, best = best_patch_model()
+        files += [best, best.with_name(best.stem + "_points.parquet")]
+    except (FileNotFoundError, ValueError, KeyError):
+        pass
+    return files
+
+
 def main(argv: list[str] | None = None) -> int:
-    return cli.run_stage(run, __doc__, argv)
+    return cli.run_stage(run, __doc__, argv,
+                         cli.Reuse(CONFIG_KEYS, inputs, lambda: Path(config.REPORTS_DIR) / "bigearth"))
 
 
 if __name__ == "__main__":

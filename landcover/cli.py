@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import json
 import logging
 import sys
 import time
 import resource
 from pathlib import Path
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable
 
@@ -124,6 +126,8 @@ def parse_args(argv: list[str] | None, description: str | None) -> argparse.Name
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config value (a Python literal or a plain string); repeatable",
     )
+    parser.add_argument("--force", action="store_true",
+                        help="run even if the inputs and settings are unchanged since the last run")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
 
@@ -162,7 +166,53 @@ def setup_logging(verbose: bool = False) -> None:
     )
 
 
-def run_stage(stage: Callable[[], None], doc: str | None, argv: list[str] | None) -> int:
+@dataclass
+class Reuse:
+    """What a stage's result depends on, so that an unchanged re-run can be skipped.
+
+    Attributes:
+        keys: the config keys the stage reads.
+        inputs: returns the files and folders it reads (after overrides).
+        folder: returns its output folder (the stamp and timing go there).
+    """
+
+    keys: tuple[str, ...]
+    inputs: Callable[[], list[Path]]
+    folder: Callable[[], Path]
+
+
+MAX_FILES_HASHED = 5000
+
+
+def fingerprint(keys: tuple[str, ...], inputs: list[Path]) -> str:
+    """SHA-256 of the values of ``keys`` and the size and modification time of
+    every input file (folders: their files, or past MAX_FILES_HASHED files the
+    folder's own listing)."""
+    values = {k: effective_config().get(k) for k in keys}
+    files = []
+    for path in map(Path, inputs):
+        if path.is_dir():
+            found = []
+            for f in sorted(path.rglob("*")):
+                if len(found) > MAX_FILES_HASHED:
+                    found = [(str(p), p.stat().st_mtime_ns) for p in sorted(path.iterdir())]
+                    break
+                if f.is_file() and not f.name.startswith("."):
+                    found.append((str(f), f.stat().st_size, f.stat().st_mtime_ns))
+            files.append((str(path), found))
+        elif path.exists():
+            files.append((str(path), path.stat().st_size, path.stat().st_mtime_ns))
+        else:
+            files.append((str(path), "missing"))
+    text = json.dumps({"config": values, "inputs": files}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stamp_path(reuse: Reuse, name: str) -> Path:
+    return Path(reuse.folder()) / f".{name}.stamp"
+
+
+def run_stage(stage: Callable[[], None], doc: str | None, argv: list[str] | None, reuse: Reuse | None = None) -> int:
     """Parse the command line, apply overrides, run ``stage`` and report errors.
 
     Args:
@@ -182,13 +232,28 @@ def run_stage(stage: Callable[[], None], doc: str | None, argv: list[str] | None
             apply_preset(args.preset)
         apply_overrides(dict(_split_override(o) for o in args.overrides))
         log.info("effective configuration: %s", json.dumps(effective_config()))
+        if reuse is not None and not args.force:
+            stamp = _stamp_path(reuse, name)
+            if stamp.exists() and stamp.read_text() == fingerprint(reuse.keys, reuse.inputs()):
+                log.info("%s: inputs and settings unchanged since the last run; reusing its outputs in %s "
+                         "(--force redoes it)", name, reuse.folder())
+                return 0
         start = time.perf_counter()
         stage()
+        wall = time.perf_counter() - start
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if reuse is not None:
+            from landcover.files import atomic_write
+
+            with atomic_write(Path(reuse.folder()) / f"{name}_timing.json") as tmp:
+                tmp.write_text(json.dumps({"stage": name, "wall_s": round(wall, 2), "peak_mb": round(peak_mb),
+                                           "finished": time.strftime("%Y-%m-%d %H:%M:%S")}))
+            with atomic_write(_stamp_path(reuse, name)) as tmp:
+                tmp.write_text(fingerprint(reuse.keys, reuse.inputs()))
     except INPUT_ERRORS as err:
         log.error("%s: %s", name, " ".join(str(err).split()))
         return 2
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    log.info("%s done in %.1f s, peak memory %.0f MB", name, time.perf_counter() - start, peak_mb)
+    log.info("%s done in %.1f s, peak memory %.0f MB", name, wall, peak_mb)
     return 0
 
 

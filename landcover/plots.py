@@ -184,3 +184,30 @@ def prediction_figure(path: Path, truecolor: np.ndarray, truth: np.ndarray, pred
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     log.info("wrote %s", path)
+
+
+def accuracy_by_patch_size(path: Path, table, study: dict[int, float]) -> None:
+    """Validation and test accuracy against patch size per split, with the study's figures; PNG.
+
+    Args:
+        table: the patch sweep's results (columns patch "7x7", split, val_accuracy, test_accuracy).
+        study: the study's validation accuracy (%) per patch size.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    sizes = table["patch"].str.split("x").str[0].astype(int)
+    for i, (split, part) in enumerate(table.assign(size=sizes).sort_values("size").groupby("split")):
+        ax.plot(part["size"], 100 * part["val_accuracy"], "o-", color=f"C{i}", label=f"{split} split, validation")
+        ax.plot(part["size"], 100 * part["test_accuracy"], "s--", color=f"C{i}", label=f"{split} split, test")
+    ax.plot(list(study), list(study.values()), "k^:", label="study (its scene), validation")
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(set(sizes) | set(study)))
+    ax.set_xticklabels([str(s) for s in sorted(set(sizes) | set(study))])
+    ax.set_xlabel("patch size (pixels)")
+    ax.set_ylabel("accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    log.info("wrote %s", path)

@@ -278,3 +278,7 @@ def write_outputs(folder, ids: np.ndarray, stats: pd.DataFrame, types: np.ndarra
         polygons.to_file(tmp, layer="segments", driver="GPKG")
     log.info("wrote %s (%d segments)", folder / "segments.gpkg", len(polygons))
     plots.segment_boundaries(folder / "segments.png", truecolor, ids)
+    summary = {"segments": int(len(stats)), "median_size_px": float(stats["count"].median()),
+               "types": np.bincount(types, minlength=n_types + 1)[1:].tolist()}
+    with atomic_write(folder / "segments_summary.json") as tmp:
+        tmp.write_text(__import__("json").dumps(summary, indent=2))

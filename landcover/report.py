@@ -1,0 +1,299 @@
+"""The study's report, regenerated from the stages' own CSV and JSON outputs.
+
+Nothing in the report is typed by hand except the study's published figures
+(``STUDY``), shown beside this run's numbers. Every other number, and every
+sentence of the reading, is computed from the files the stages wrote.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import rasterio
+
+from landcover import plots
+from landcover.files import atomic_write
+
+log = logging.getLogger(__name__)
+
+# The study's published figures on its own scene (random pixel splits).
+STUDY = {
+    "pixel_test_250k": {"Random forest": 47.5, "MLP-Pixel": 56.9, "MLP": 58.3},
+    "patch_val": {3: 58.3, 5: 59.7, 7: 60.3, 11: 49.1, 21: 35.8, 61: 41.3},
+    "aoi_map": 66.0,
+    "bigearth_below": 40.0,
+}
+PACKAGES = ["numpy", "rasterio", "geopandas", "scikit-image", "scikit-learn", "tensorflow-cpu", "keras", "pandas"]
+STAGES = ["scene_prep", "segment", "test_segment", "patches", "test_patches", "read_bigearth", "train_bigearth"]
+
+
+@dataclass
+class Sources:
+    """Where the stages wrote what the report reads."""
+
+    prep: Path
+    seg: Path
+    reports: Path
+    predictions: Path
+    bigearth: Path
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path) if path.exists() else None
+
+
+def _read_json(path: Path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _md(table: pd.DataFrame) -> str:
+    return table.to_markdown(index=False)
+
+
+def _versions() -> str:
+    rows = []
+    for name in PACKAGES:
+        try:
+            rows.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return ", ".join(rows)
+
+
+def data_section(src: Sources) -> list[str]:
+    cfg = _read_json(src.prep / "scene_prep_config.json")
+    classes = _read_json(src.prep / "classes.json")
+    if cfg is None or classes is None or not (src.prep / "scene.tif").exists():
+        return ["## Data", "", "scene_prep.py has not run: no data to report.", ""]
+    with rasterio.open(src.prep / "scene.tif") as scene:
+        width, height, res, crs = scene.width, scene.height, scene.res[0], scene.crs
+    points = cfg["N_POINTS"]
+    table = pd.DataFrame([{"code": c["code"], "class": c["name"], "pixels": c["pixels"]} for c in classes])
+    table["share"] = (100 * table["pixels"] / table["pixels"].sum()).round(1)
+    return [
+        "## Data and configuration", "",
+        f"- Scene: `{Path(cfg['SCENE_PATH']).name}`, bands {', '.join(cfg['BANDS'])} at {cfg['RESOLUTION']} m.",
+        f"- AOI: `{cfg['AOI']}`: {width} x {height} pixels = {width * res / 1000:.1f} x {height * res / 1000:.1f} km "
+        f"({crs}).",
+        f"- Ground truth: `{Path(cfg['LABELS_PATH']).name}` (vocabulary `{cfg['LABEL_VOCAB']}`), "
+        f"{len(classes)} classes in the AOI; {points:,} points sampled.",
+        f"- Seed: {cfg['SEED']}. Packages: {_versions()}.", "",
+        "Classes of the ground truth in the AOI (pixels with data):", "", _md(table), "",
+    ]
+
+
+def pixel_section(src: Sources, notes: list[str]) -> list[str]:
+    table = _read_csv(src.reports / "segments" / "results.csv")
+    if table is None:
+        return ["## 1. Per-pixel classifiers and segment type", "", "test_segment.py has not run.", ""]
+    seg = _read_json(src.seg / "segments_summary.json")
+    largest = table["train_size"].max()
+    top = table[table["train_size"] == table.groupby("split")["train_size"].transform("max")]
+    wide = top.pivot_table(index="classifier", columns="split", values=["test_accuracy", "kappa", "macro_f1"])
+    rows = []
+    for name in ["Random forest", "MLP-Pixel", "MLP"]:
+        if name not in wide.index:
+            continue
+        row = {"classifier": name}
+        for split in sorted(top["split"].unique()):
+            row[f"{split}: test acc."] = _pct(wide.loc[name, ("test_accuracy", split)])
+            row[f"{split}: kappa"] = f"{wide.loc[name, ('kappa', split)]:.3f}"
+            row[f"{split}: macro F1"] = f"{wide.loc[name, ('macro_f1', split)]:.3f}"
+        row["study (250k, random)"] = f"{STUDY['pixel_test_250k'][name]} %"
+        rows.append(row)
+    text = ["## 1. Per-pixel classifiers and segment type", "",
+            f"Test scores at the largest training size ({largest:,} points; the study used 250,000). "
+            "The full sweep is in `segments/results.md`."]
+    if seg:
+        text.append(f"The segmentation gave {seg['segments']:,} segments (median {seg['median_size_px']:,.0f} px).")
+    text += ["", _md(pd.DataFrame(rows)), ""]
+    for split in sorted(top["split"].unique()):
+        part = top[top["split"] == split].set_index("classifier")["test_accuracy"]
+        if {"MLP", "MLP-Pixel"} <= set(part.index):
+            gain = 100 * (part["MLP"] - part["MLP-Pixel"])
+            notes.append(f"Segment type, {split} split: the MLP with it scores {gain:+.1f} points against the MLP "
+                         f"without it ({_pct(part['MLP'])} vs {_pct(part['MLP-Pixel'])}).")
+        if "Random forest" in part.index:
+            best = part.idxmax()
+            rf = _pct(part["Random forest"])
+            notes.append(f"Best per-pixel classifier, {split} split: {best} ({_pct(part[best])})"
+                         + (f"; the random forest scores {rf}." if best != "Random forest" else
+                            ", ahead of both MLPs."))
+    if {"random", "spatial"} <= set(top["split"]):
+        for name, part in top.groupby("classifier"):
+            acc = part.set_index("split")["test_accuracy"]
+            notes.append(f"{name}: {_pct(acc['random'])} on the random split against {_pct(acc['spatial'])} on the "
+                         f"spatial split ({100 * (acc['random'] - acc['spatial']):+.1f} points from neighbouring "
+                         "pixels shared between training and test).")
+    return text
+
+
+def patch_section(src: Sources, notes: list[str]) -> list[str]:
+    table = _read_csv(src.reports / "patches" / "results.csv")
+    if table is None:
+        return ["## 2. Patch CNN", "", "patches.py has not run.", ""]
+    sizes = table["patch"].str.split("x").str[0].astype(int)
+    rows = []
+    for size in sorted(set(sizes)):
+        row = {"patch": f"{size}x{size}", "input values": table.loc[sizes == size, "input_values"].iloc[0]}
+        for split, part in table[sizes == size].groupby("split"):
+            r = part.iloc[0]
+            row[f"{split}: val. acc."] = _pct(r["val_accuracy"])
+            row[f"{split}: test acc."] = _pct(r["test_accuracy"])
+            row[f"{split}: kappa"] = f"{r['kappa']:.3f}"
+            row[f"{split}: macro F1"] = f"{r['macro_f1']:.3f}"
+        row["study val. acc."] = f"{STUDY['patch_val'][size]} %" if size in STUDY["patch_val"] else "-"
+        rows.append(row)
+    plots.accuracy_by_patch_size(src.reports / "figures" / "accuracy_by_patch_size.png", table, STUDY["patch_val"])
+    for split, part in table.groupby("split"):
+        best = part.loc[part["val_accuracy"].idxmax()]
+        notes.append(f"Patch CNN, {split} split: the best patch size by validation accuracy is {best['patch']} "
+                     f"(test {_pct(best['test_accuracy'])}).")
+    pixel = _read_csv(src.reports / "segments" / "results.csv")
+    if pixel is not None:
+        for split, part in table.groupby("split"):
+            rf = pixel[(pixel["split"] == split) & (pixel["classifier"] == "Random forest")]
+            if not rf.empty:
+                best = part.loc[part["val_accuracy"].idxmax()]
+                rf_acc = rf.loc[rf["train_size"].idxmax(), "test_accuracy"]
+                verdict = "beats" if best["test_accuracy"] > rf_acc else "does not beat"
+                notes.append(f"Spatial context, {split} split: the {best['patch']} patch CNN {verdict} the random "
+                             f"forest ({_pct(best['test_accuracy'])} vs {_pct(rf_acc)} test accuracy).")
+    return ["## 2. Patch CNN", "",
+            "Accuracy by patch size; the study's column is its validation accuracy.", "",
+            _md(pd.DataFrame(rows)), "", "![accuracy by patch size](figures/accuracy_by_patch_size.png)", ""]
+
+
+def map_section(src: Sources, notes: list[str]) -> list[str]:
+    table = _read_csv(src.reports / "patches" / "results.csv")
+    if table is None:
+        return []
+    best = Path(table.loc[table["val_accuracy"].idxmax(), "model"]).stem
+    evaluation = _read_csv(src.predictions / best / "evaluation.csv")
+    if evaluation is None:
+        return ["## Whole-scene map", "", "test_patches.py has not run for the best model.", ""]
+    aoi = evaluation.iloc[-1]
+    notes.append(f"Whole-AOI map of {best}: {_pct(aoi['accuracy'])} agreement with the ground truth over "
+                 f"{aoi['pixels']:,} pixels (the study: {STUDY['aoi_map']} % over its AOI).")
+    shown = evaluation.assign(accuracy=evaluation["accuracy"].map(_pct), kappa=evaluation["kappa"].round(3),
+                              macro_f1=evaluation["macro_f1"].round(3))
+    _copy(src.predictions / best / "prediction.png", src.reports / "figures" / "prediction.png")
+    return ["## Whole-scene map", "", f"The best model of the sweep ({best}) over every AOI pixel.", "",
+            _md(shown), "", "![prediction](figures/prediction.png)", ""]
+
+
+def bigearth_section(src: Sources, notes: list[str]) -> list[str]:
+    table = _read_csv(src.reports / "bigearth" / "results.csv")
+    if table is None:
+        return ["## 3. BigEarthNet transfer", "", "train_bigearth.py has not run.", ""]
+    manifest = _read_json(src.bigearth / "manifest.json") or {}
+    counts = manifest.get("counts", {})
+    shown = table.copy()
+    for col in ("accuracy",):
+        shown[col] = shown[col].map(_pct)
+    for col in ("kappa", "macro_f1"):
+        if col in shown:
+            shown[col] = shown[col].round(3)
+    by_model = table.set_index("model")["accuracy"]
+    a = next((v for k, v in by_model.items() if k.startswith("(a)")), None)
+    b = next((v for k, v in by_model.items() if k.startswith("(b)")), None)
+    patch = next((v for k, v in by_model.items() if k.startswith("best patch")), None)
+    if a is not None and patch is not None:
+        notes.append(f"BigEarthNet, the study's way (a): {_pct(a)} on the AOI's held-out points "
+                     f"({'below' if 100 * a < STUDY['bigearth_below'] else 'not below'} the study's 40 %), against "
+                     f"{_pct(patch)} for the best patch CNN; with a new head on frozen features (b): {_pct(b)}.")
+    return ["## 3. BigEarthNet transfer", "",
+            f"Archive: {manifest.get('layout', '?')} layout, {counts.get('listed', 0)} patches listed, "
+            f"{counts.get('kept', 0)} kept ({counts.get('cloud_or_shadow', 0)} cloud/shadow, {counts.get('snow', 0)} "
+            f"snow, {counts.get('unreadable', 0)} unreadable, {counts.get('no_label', 0)} without an AOI class); "
+            f"label policy `{manifest.get('policy', '?')}`. The study reported transfer below "
+            f"{STUDY['bigearth_below']:.0f} %.", "", _md(shown), ""]
+
+
+def timing_section(src: Sources) -> list[str]:
+    folders = {"scene_prep": src.prep, "segment": src.seg, "test_segment": src.reports / "segments",
+               "patches": src.reports / "patches", "read_bigearth": src.bigearth,
+               "train_bigearth": src.reports / "bigearth"}
+    rows = []
+    for stage in STAGES:
+        paths = [folders[stage] / f"{stage}_timing.json"] if stage in folders else \
+            sorted(src.predictions.glob(f"*/{stage}_timing.json"))
+        for path in paths:
+            t = _read_json(path)
+            if t:
+                rows.append({"stage": stage, "wall time (s)": t["wall_s"], "peak memory (MB)": t["peak_mb"],
+                             "finished": t["finished"]})
+    if not rows:
+        return []
+    return ["## Wall time and peak memory per stage", "",
+            "Of each stage's last real run (a reused stage keeps its earlier figures).", "",
+            _md(pd.DataFrame(rows)), ""]
+
+
+def _copy(source: Path, target: Path) -> bool:
+    if not source.exists():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+    return True
+
+
+def figures_section(src: Sources) -> list[str]:
+    figures = [("True colour", src.prep / "truecolor.png"), ("Ground truth", src.prep / "ground_truth.png"),
+               ("Segment boundaries", src.seg / "segments.png")]
+    patches = _read_csv(src.reports / "patches" / "results.csv")
+    if patches is not None:
+        for split, part in patches.groupby("split"):
+            best = part.loc[part["val_accuracy"].idxmax(), "patch"].split("x")[0]
+            figures.append((f"Confusion matrix, patch CNN {best}x{best}, {split} split",
+                            src.reports / "patches" / f"confusion_{split}_{best}.png"))
+    for split in ("random", "spatial"):
+        figures.append((f"Confusion matrix, random forest, {split} split",
+                        src.reports / "segments" / f"confusion_random_forest_{split}.png"))
+    lines = ["## Figures", ""]
+    for title, path in figures:
+        if _copy(path, src.reports / "figures" / path.name):
+            lines += [f"**{title}**", "", f"![{title}](figures/{path.name})", ""]
+    return lines
+
+
+def build(src: Sources) -> str:
+    """The report as Markdown (figures are copied into ``<reports>/figures``)."""
+    notes: list[str] = []
+    body = (data_section(src) + pixel_section(src, notes) + patch_section(src, notes) + map_section(src, notes)
+            + bigearth_section(src, notes))
+    reading = ["## What this run shows", "",
+               "The data differ from the study's (this may be the synthetic demo scene), so the numbers compare "
+               "methods on this scene, not this scene with the study's. The study's figures are from random pixel "
+               "splits; the spatial split holds out whole blocks of the scene.", ""]
+    reading += [f"- {n}" for n in notes] + [""]
+    header = ["# Land-cover classification of a Sentinel-2 scene: texture, spatial context and transfer", "",
+              "Regenerated by `report.py` from the stages' outputs.", ""]
+    return "\n".join(header + reading + body + figures_section(src) + timing_section(src))
+
+
+def write(src: Sources) -> Path:
+    """Write ``report.md`` and ``report.html`` into the reports folder; returns the Markdown path."""
+    import markdown
+
+    text = build(src)
+    path = src.reports / "report.md"
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
+    html = markdown.markdown(text, extensions=["tables"])
+    with atomic_write(path.with_suffix(".html")) as tmp:
+        tmp.write_text(f"<!doctype html><meta charset='utf-8'><title>Report</title>"
+                       f"<style>body{{font-family:sans-serif;max-width:70em;margin:auto}}table{{border-collapse:"
+                       f"collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}</style>{html}")
+    log.info("wrote %s and %s", path, path.with_suffix(".html").name)
+    return path

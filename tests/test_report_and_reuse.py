@@ -1,0 +1,108 @@
+"""The report comes from the stages' outputs; unchanged stages are reused; the runner runs the study."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from affine import Affine
+
+import report as report_stage
+import scene_prep
+import study
+from landcover import report
+from tests.conftest import TINY_AOI, write_raster
+
+
+def _fake_outputs(root):
+    """Minimal stage outputs, as the stages write them."""
+    prep, reports = root / "prepared", root / "reports"
+    write_raster(prep / "scene.tif", np.ones((4, 30, 50), np.uint16), Affine(10, 0, 580000, 0, -10, 5715000))
+    (prep / "scene_prep_config.json").write_text(json.dumps({
+        "SCENE_PATH": "/data/S2.SAFE", "BANDS": ["B02", "B03", "B04", "B08"], "RESOLUTION": 10, "AOI": [0, 0, 1, 1],
+        "LABELS_PATH": "/data/clc.gpkg", "LABEL_VOCAB": "clc", "N_POINTS": 1000, "SEED": 7}))
+    (prep / "classes.json").write_text(json.dumps([{"code": 211, "name": "Non-irrigated arable land", "rgb": [1, 2, 3],
+                                                    "pixels": 900}, {"code": 231, "name": "Pastures", "rgb": [4, 5, 6],
+                                                                     "pixels": 600}]))
+    (reports / "segments").mkdir(parents=True)
+    rows = [{"classifier": c, "split": s, "train_size": 500, "val_accuracy": 0.5, "test_accuracy": acc,
+             "kappa": 0.3, "macro_f1": 0.4}
+            for s, base in (("random", 0.6), ("spatial", 0.5))
+            for c, acc in (("Random forest", base), ("MLP-Pixel", base - 0.05), ("MLP", base - 0.02))]
+    pd.DataFrame(rows).to_csv(reports / "segments" / "results.csv", index=False)
+    (reports / "patches").mkdir()
+    pd.DataFrame([{"patch": f"{p}x{p}", "input_values": "B02, B03, B04, B08", "split": s, "val_accuracy": v,
+                   "test_accuracy": v - 0.01, "kappa": 0.4, "macro_f1": 0.3, "model": f"/m/patch_cnn_{s}_{p}.keras"}
+                  for s in ("random", "spatial") for p, v in ((3, 0.55), (5, 0.61))]).to_csv(
+        reports / "patches" / "results.csv", index=False)
+    return report.Sources(prep, root / "segments", reports, root / "maps", root / "bigearth")
+
+
+def test_every_number_comes_from_the_stage_outputs(tmp_path):
+    src = _fake_outputs(tmp_path)
+    text = report.build(src)
+    assert "| Random forest | 60.0 %" in text and "50.0 %" in text
+    assert "47.5 %" in text  # the study's figure beside it
+    assert "the best patch size by validation accuracy is 5x5 (test 60.0 %)" in text
+    assert "50 x 30 pixels = 0.5 x 0.3 km" in text
+    # change one output file: the report follows
+    table = pd.read_csv(src.reports / "segments" / "results.csv")
+    table.loc[(table["classifier"] == "Random forest") & (table["split"] == "random"), "test_accuracy"] = 0.713
+    table.to_csv(src.reports / "segments" / "results.csv", index=False)
+    changed = report.build(src)
+    assert "| Random forest | 71.3 %" in changed and "| Random forest | 60.0 %" not in changed
+    assert "train_bigearth.py has not run." in changed
+
+
+def test_report_stage_writes_markdown_and_html(tmp_path):
+    src = _fake_outputs(tmp_path)
+    args = ["--set", f"PREP_DIR={src.prep}", "--set", f"REPORTS_DIR={src.reports}", "--set", f"SEG_DIR={src.seg}",
+            "--set", f"PREDICT_DIR={src.predictions}", "--set", f"BIGEARTH_DIR={src.bigearth}"]
+    assert report_stage.main(args) == 0
+    assert "<table>" in (src.reports / "report.html").read_text()
+    assert (src.reports / "figures" / "accuracy_by_patch_size.png").exists()
+
+
+def test_unchanged_stage_is_reused_and_changes_redo_it(tmp_path, tiny_demo, capsys):
+    args = ["--set", f"SCENE_PATH={tiny_demo.product}", "--set", f"LABELS_PATH={tiny_demo.clc_vector}",
+            "--set", f"AOI={TINY_AOI}", "--set", f"PREP_DIR={tmp_path}", "--set", "N_POINTS=500"]
+    assert scene_prep.main(args) == 0
+    points = tmp_path / "points.parquet"
+    first = points.stat().st_mtime_ns
+    capsys.readouterr()
+    assert scene_prep.main(args) == 0
+    assert "unchanged since the last run" in capsys.readouterr().err
+    assert points.stat().st_mtime_ns == first
+    assert scene_prep.main([*args, "--set", "N_POINTS=600"]) == 0  # a setting the stage depends on
+    assert len(pd.read_parquet(points)) == 600
+    second = points.stat().st_mtime_ns
+    assert scene_prep.main([*args, "--set", "N_POINTS=600", "--force"]) == 0
+    assert points.stat().st_mtime_ns != second
+    os.utime(tiny_demo.clc_vector)  # an input file touched
+    capsys.readouterr()
+    assert scene_prep.main([*args, "--set", "N_POINTS=600"]) == 0
+    assert "unchanged since the last run" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_runner_runs_every_stage_and_writes_the_report(tmp_path, tiny_demo):
+    archive = tmp_path / "archive"
+    from landcover import demo
+    demo.write_bigearth_demo(archive, seed=3, patches_per_side=3)
+    args = ["--set", f"SCENE_PATH={tiny_demo.product}", "--set", f"LABELS_PATH={tiny_demo.clc_vector}",
+            "--set", f"AOI={TINY_AOI}", "--set", f"PREP_DIR={tmp_path / 'prepared'}",
+            "--set", f"SEG_DIR={tmp_path / 'segments'}", "--set", f"REPORTS_DIR={tmp_path / 'reports'}",
+            "--set", f"MODELS_DIR={tmp_path / 'models'}", "--set", f"PREDICT_DIR={tmp_path / 'maps'}",
+            "--set", f"BIGEARTH_PATH={archive}", "--set", f"BIGEARTH_DIR={tmp_path / 'shards'}",
+            "--set", "N_POINTS=800", "--set", "PATCH_MIN_SAMPLES=20", "--set", "PATCH_SIZES=[3]",
+            "--set", "TRAIN_SIZES=[200]", "--set", "MLP_EPOCHS=2", "--set", "RF_TREES=10", "--set", "BLOCK_SIZE=40",
+            "--set", "CNN_EPOCHS=1", "--set", "BE_EPOCHS=1", "--set", "BE_BATCH_SIZE=8", "--set", "SEG_INPUT=raw",
+            "--set", "SEG_MIN_SIZE=50", "--set", "TRANSFER_TRAIN_SIZE=60", "--set", "TRANSFER_EPOCHS=2",
+            "--set", "BIGEARTH_CLASSES='study'"]
+    assert study.main(args) == 0
+    text = (tmp_path / "reports" / "report.md").read_text()
+    for heading in ["## 1. Per-pixel", "## 2. Patch CNN", "## Whole-scene map", "## 3. BigEarthNet transfer",
+                    "## Wall time and peak memory per stage"]:
+        assert heading in text
+    assert "has not run" not in text
