@@ -84,20 +84,30 @@ def ground_truth_figure(path: Path, truecolor: np.ndarray, labels: np.ndarray,
         labels: (rows, cols) class codes, 0 = no label.
         classes: the classes to show in the legend.
     """
-    aspect = truecolor.shape[1] / truecolor.shape[0]
-    fig, axes = plt.subplots(1, 2, figsize=(min(2 * 5 * aspect, 20) + 4, 5.5), constrained_layout=True)
-    axes[0].imshow(truecolor)
-    axes[0].set_title("True colour (B04, B03, B02)")
-    axes[1].imshow(label_image(labels, classes), interpolation="nearest")
-    axes[1].set_title("Ground truth")
-    for ax in axes:
+    map_panels(path, [(truecolor, "True colour (B04, B03, B02)"), (label_image(labels, classes), "Ground truth")],
+               classes, title)
+
+
+def map_panels(path: Path, panels: list[tuple[np.ndarray, str]], classes: list[ClassInfo], title: str = "") -> None:
+    """Images side by side (each (rows, cols, 3) uint8, with its title) and the class legend; PNG."""
+    aspect = panels[0][0].shape[1] / panels[0][0].shape[0]
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(min(n * 4.5 * aspect, 9 * n) + 4, 5), constrained_layout=True)
+    for ax, (image, name) in zip(np.atleast_1d(axes), panels):
+        ax.imshow(image, interpolation="nearest")
+        ax.set_title(name)
         ax.set_axis_off()
     handles = [Patch(facecolor=np.array(c.rgb) / 255, edgecolor="0.3", label=f"{c.code} {c.name}") for c in classes]
     fig.legend(handles=handles, loc="outside right center", fontsize=7, frameon=False)
     if title:
         fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path, dpi: int = 110) -> None:
+    """Save a matplotlib figure as PNG atomically, close it and log the path."""
     with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+        fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
     log.info("wrote %s", path)
 
@@ -117,10 +127,7 @@ def confusion_figure(path: Path, y_true: np.ndarray, y_pred: np.ndarray, labels:
     ax.tick_params(axis="x", labelrotation=90, labelsize=7)
     ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    log.info("wrote %s", path)
+    save_figure(fig, path)
 
 
 def _short(name: str, width: int = 28) -> str:
@@ -140,10 +147,7 @@ def training_curves(path: Path, histories: dict[str, dict[str, list[float]]], ti
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    log.info("wrote %s", path)
+    save_figure(fig, path)
 
 
 def segment_boundaries(path: Path, truecolor: np.ndarray, ids: np.ndarray) -> None:
@@ -168,22 +172,8 @@ def prediction_figure(path: Path, truecolor: np.ndarray, truth: np.ndarray, pred
         truth, prediction: (rows, cols) class codes, 0 = none.
         classes: the classes of either map, for colours and the legend.
     """
-    aspect = truecolor.shape[1] / truecolor.shape[0]
-    fig, axes = plt.subplots(1, 3, figsize=(min(3 * 4.5 * aspect, 27) + 4, 5), constrained_layout=True)
-    panels = [(truecolor, "True colour"), (label_image(truth, classes), "Ground truth"),
-              (label_image(prediction, classes), "Prediction")]
-    for ax, (image, name) in zip(axes, panels):
-        ax.imshow(image, interpolation="nearest")
-        ax.set_title(name)
-        ax.set_axis_off()
-    handles = [Patch(facecolor=np.array(c.rgb) / 255, edgecolor="0.3", label=f"{c.code} {c.name}") for c in classes]
-    fig.legend(handles=handles, loc="outside right center", fontsize=7, frameon=False)
-    if title:
-        fig.suptitle(title)
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    log.info("wrote %s", path)
+    map_panels(path, [(truecolor, "True colour"), (label_image(truth, classes), "Ground truth"),
+                      (label_image(prediction, classes), "Prediction")], classes, title)
 
 
 def accuracy_by_patch_size(path: Path, table, study: dict[int, float]) -> None:
@@ -207,7 +197,4 @@ def accuracy_by_patch_size(path: Path, table, study: dict[int, float]) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    log.info("wrote %s", path)
+    save_figure(fig, path)
