@@ -15,6 +15,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import NullLocator  # noqa: E402
 
 from landcover.files import atomic_write  # noqa: E402
 from landcover.legend import ClassInfo  # noqa: E402
@@ -190,6 +191,7 @@ def accuracy_by_patch_size(path: Path, table, study: dict[int, float]) -> None:
         ax.plot(part["size"], 100 * part["test_accuracy"], "s--", color=f"C{i}", label=f"{split} split, test")
     ax.plot(list(study), list(study.values()), "k^:", label="study (its scene), validation")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_locator(NullLocator())  # only the patch sizes are labelled
     ax.set_xticks(sorted(set(sizes) | set(study)))
     ax.set_xticklabels([str(s) for s in sorted(set(sizes) | set(study))])
     ax.set_xlabel("patch size (pixels)")
