@@ -170,7 +170,7 @@ def write_shards(root: Path, out_dir: Path, bands: list[str], targets: list[int]
                 np.save(tmp, array)
         xs, ys, shard = [], [], shard + 1
 
-    for patch in tqdm(patches, desc="reading BigEarthNet", unit="patch"):
+    for patch in tqdm(patches, desc="reading BigEarthNet", unit="patch", disable=None):
         if patch.cloudy or patch.name in cloudy:
             counts.cloud_or_shadow += 1
             continue

@@ -355,7 +355,7 @@ def reflectance(rng: np.random.Generator, truth: np.ndarray, parts: dict) -> np.
     refl = np.einsum("mb,mrc->brc", SPECTRA, weights, optimize=True)
     del weights
     refl *= 1 + 0.04 * smooth_noise(rng, truth.shape, 100)  # terrain and haze
-    for i in tqdm(range(refl.shape[0]), desc="demo: optics and noise", unit="band"):
+    for i in tqdm(range(refl.shape[0]), desc="demo: optics and noise", unit="band", disable=None):
         refl[i] = ndimage.gaussian_filter(refl[i], 0.6)  # point-spread function (MTF)
         refl[i] *= 1 + 0.02 * rng.standard_normal(truth.shape).astype(np.float32)
         refl[i] += 0.003 * rng.standard_normal(truth.shape).astype(np.float32)
@@ -433,12 +433,12 @@ def write_demo(out_dir: Path, seed: int, extent: tuple[float, float, float, floa
     rows, cols = np.mgrid[0:height, 0:width]
     swath_edge = (width - cols) + 0.5 * rows < 0.15 * width  # no data beyond the orbit's swath
     img = paths.product / "GRANULE" / GRANULE / "IMG_DATA"
-    for band in tqdm(BANDS_10M, desc="demo: 10 m bands", unit="band"):
+    for band in tqdm(BANDS_10M, desc="demo: 10 m bands", unit="band", disable=None):
         _write_jp2(img / "R10m" / f"{TILE}_{SENSING}_{band}_10m.jp2",
                    _to_dn(refl[ALL_BANDS.index(band)], swath_edge), transform_)
     t20 = Affine(20, 0, transform_.c, 0, -20, transform_.f)
     edge20 = swath_edge[::2, ::2]
-    for band in tqdm(BANDS_20M, desc="demo: 20 m bands", unit="band"):
+    for band in tqdm(BANDS_20M, desc="demo: 20 m bands", unit="band", disable=None):
         coarse = refl[ALL_BANDS.index(band)].reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
         _write_jp2(img / "R20m" / f"{TILE}_{SENSING}_{band}_20m.jp2", _to_dn(coarse, edge20), t20)
     with atomic_write(paths.truth) as tmp:
@@ -522,7 +522,8 @@ def write_bigearth_demo(out_dir: Path, seed: int, patches_per_side: int = 12) ->
         refl = _autumn(rng, truth, parts)
         generalised = _generalise(truth)
         date = tile_name.split("_")[2]
-        for r in tqdm(range(patches_per_side), desc=f"demo BigEarthNet {tile_name}", unit="row"):
+        for r in tqdm(range(patches_per_side), desc=f"demo BigEarthNet {tile_name}", unit="row",
+                      disable=None):
             for c in range(patches_per_side):
                 name = f"{tile_name}_{r}_{c}"
                 window = (slice(120 * r, 120 * r + 120), slice(120 * c, 120 * c + 120))

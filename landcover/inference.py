@@ -38,7 +38,8 @@ def predict_windows(model, padded: np.ndarray, patch_size: int, valid: np.ndarra
     per_patch = patch_size * patch_size * padded.shape[-1] * 4
     chunk = max(batch_size, int(tile_mb * 2**20 // per_patch) // batch_size * batch_size)
     rr, cc = np.nonzero(valid)
-    for start in tqdm(range(0, rr.size, chunk), desc=f"predicting {patch_size}x{patch_size} windows", unit="tile"):
+    for start in tqdm(range(0, rr.size, chunk), desc=f"predicting {patch_size}x{patch_size} windows", unit="tile",
+                      disable=None):
         r, c = rr[start:start + chunk], cc[start:start + chunk]
         patches = np.ascontiguousarray(view[r, c])
         out = np.concatenate([np.asarray(model.predict_on_batch(patches[i:i + batch_size]))
@@ -64,7 +65,8 @@ def predict_fully_convolutional(fcn, padded: np.ndarray, patch_size: int, valid:
     widest = max(layer.output.shape[-1] for layer in fcn.layers[1:])
     tile_rows = max(1, int(tile_mb * 2**20 // (4 * widest * (n_cols + patch_size) * 2)))
     probs = np.zeros((n_rows, n_cols, fcn.output_shape[-1]), np.float32)
-    for r0 in tqdm(range(0, n_rows, tile_rows), desc="predicting (fully convolutional)", unit="tile"):
+    for r0 in tqdm(range(0, n_rows, tile_rows), desc="predicting (fully convolutional)", unit="tile",
+                   disable=None):
         r1 = min(r0 + tile_rows, n_rows)
         tile = padded[r0:r1 + patch_size - 1][np.newaxis]
         probs[r0:r1] = np.asarray(fcn.predict_on_batch(tile))[0]

@@ -71,7 +71,7 @@ def _progress_callback(epochs: int, desc: str):
 
     class Progress(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False)
+            self.bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False, disable=None)
 
         def on_epoch_end(self, epoch, logs=None):
             self.bar.update(1)

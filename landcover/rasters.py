@@ -222,7 +222,8 @@ def read_scene(
         dtype = src.dtypes[0]
         nodata = src.nodata if src.nodata is not None else S2_NODATA
     scene = np.empty((len(band_files), height, width), dtype=dtype)
-    for i, (band, path) in enumerate(tqdm(band_files.items(), desc="reading bands", unit="band")):
+    bars = tqdm(band_files.items(), desc="reading bands", unit="band", disable=None)  # drawn on a terminal only
+    for i, (band, path) in enumerate(bars):
         with open_raster(path) as src:
             try:
                 if src.transform == grid.transform and src.shape == grid.shape:
