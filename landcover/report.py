@@ -70,6 +70,28 @@ def _versions() -> str:
     return ", ".join(rows)
 
 
+# Settings that define the experiments, and the stage configuration that holds them.
+SETTINGS = {"scene_prep": ["N_POINTS", "RESOLUTION"],
+            "segment": ["SEG_SCALE", "SEG_SIGMA", "SEG_MIN_SIZE", "SEG_INPUT"],
+            "test_segment": ["TRAIN_SIZES", "SPLITS", "BLOCK_SIZE", "INDICES", "MLP_EPOCHS", "TF_DETERMINISTIC"],
+            "patches": ["PATCH_SIZES", "CNN_PADDING", "CNN_EPOCHS", "CNN_TRAIN_SIZE", "PATCH_MIN_SAMPLES"],
+            "read_bigearth": ["BIGEARTH_LABELS", "BIGEARTH_CLASSES"],
+            "train_bigearth": ["BE_EPOCHS", "TRANSFER_TRAIN_SIZE", "TRANSFER_FINE_TUNE_EPOCHS"]}
+
+
+def _settings(src: Sources) -> str:
+    """The experiment-defining settings, as each stage recorded them in its saved configuration."""
+    folders = {"scene_prep": src.prep, "segment": src.seg, "test_segment": src.reports / "segments",
+               "patches": src.reports / "patches", "read_bigearth": src.bigearth,
+               "train_bigearth": src.reports / "bigearth"}
+    parts = []
+    for stage, keys in SETTINGS.items():
+        cfg = _read_json(folders[stage] / f"{stage}_config.json")
+        if cfg:
+            parts += [f"`{k}={cfg[k]}`" for k in keys if k in cfg]
+    return ", ".join(parts) + " (each stage's full configuration is saved beside its outputs as `<stage>_config.json`)"
+
+
 def data_section(src: Sources) -> list[str]:
     cfg = _read_json(src.prep / "scene_prep_config.json")
     classes = _read_json(src.prep / "classes.json")
@@ -87,7 +109,8 @@ def data_section(src: Sources) -> list[str]:
         f"({crs}).",
         f"- Ground truth: `{Path(cfg['LABELS_PATH']).name}` (vocabulary `{cfg['LABEL_VOCAB']}`), "
         f"{len(classes)} classes in the AOI; {points:,} points sampled.",
-        f"- Seed: {cfg['SEED']}. Packages: {_versions()}.", "",
+        f"- Seed: {cfg['SEED']}. Packages: {_versions()}.",
+        f"- Settings: {_settings(src)}.", "",
         "Classes of the ground truth in the AOI (pixels with data):", "", _md(table), "",
     ]
 

@@ -99,3 +99,21 @@ def test_band_folder_product(tmp_path, tiny_demo):
     with rasterio.open(tmp_path / "a" / "scene.tif") as a, rasterio.open(tmp_path / "b" / "scene.tif") as b:
         assert np.array_equal(a.read(), b.read())
     shutil.rmtree(folder)
+
+
+def test_aoi_as_a_vector_file_in_another_crs_and_csv_points(tmp_path, tiny_demo):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    # the same lon/lat box, saved as a GeoPackage in EPSG:3035
+    frame = gpd.GeoDataFrame({"name": ["aoi"]}, geometry=[box(*TINY_AOI)], crs="EPSG:4326").to_crs("EPSG:3035")
+    frame.to_file(tmp_path / "aoi.gpkg")
+    assert scene_prep.main(_args(tiny_demo, tmp_path / "box")) == 0
+    assert scene_prep.main(_args(tiny_demo, tmp_path / "file", "--set", f"AOI={tmp_path / 'aoi.gpkg'}",
+                                 "--set", "POINTS_FORMAT='csv'")) == 0
+    with rasterio.open(tmp_path / "box" / "scene.tif") as a, rasterio.open(tmp_path / "file" / "scene.tif") as b:
+        assert a.shape == b.shape and a.transform == b.transform
+        # the reprojected polygon's edge may take or leave a pixel on the slanted borders
+        assert (a.read(1) > 0).sum() == pytest.approx((b.read(1) > 0).sum(), rel=0.01)
+    table = pd.read_csv(tmp_path / "file" / "points.csv")
+    assert len(table) == 2000 and {"row", "col", "label", "B08", "NDVI"} <= set(table.columns)
