@@ -76,17 +76,23 @@ def run() -> None:
     prediction = np.where(valid, codes[probs.argmax(axis=-1)], 0).astype(np.uint16)
     confidence = np.where(valid, probs.max(axis=-1), 0).astype(np.float32)
 
-    # evaluation: the model's held-out test points, and the whole AOI
-    points = sampling.read_points(prep / f"points.{config.POINTS_FORMAT}")
-    sides = sampling.read_points(path.with_name(path.stem + "_points.parquet"))
-    test = points[points["point_id"].isin(sides.loc[sides["side"] == "test", "point_id"])]
+    # evaluation: the model's held-out test points (when it has a split of these points), and the whole AOI
     all_codes = np.union1d(codes, [c.code for c in scene_classes])
-    point_scores = evaluation.scores(test["label"].to_numpy(), prediction[test["row"], test["col"]], codes)
     labelled = (truth > 0) & valid
     aoi_scores = evaluation.scores(truth[labelled], prediction[labelled], all_codes)
-    table = pd.DataFrame([{"model": path.name, "evaluated_on": f"held-out test points ({meta['split']} split)",
-                           "pixels": len(test), **point_scores},
-                          {"model": path.name, "evaluated_on": "whole AOI", "pixels": int(labelled.sum()), **aoi_scores}])
+    rows = [{"model": path.name, "evaluated_on": "whole AOI (training pixels included)", "pixels": int(labelled.sum()),
+             **aoi_scores}]
+    sides_path = path.with_name(path.stem + "_points.parquet")
+    if sides_path.exists():
+        points = sampling.read_points(prep / f"points.{config.POINTS_FORMAT}")
+        sides = sampling.read_points(sides_path)
+        test = points[points["point_id"].isin(sides.loc[sides["side"] == "test", "point_id"])]
+        point_scores = evaluation.scores(test["label"].to_numpy(), prediction[test["row"], test["col"]], codes)
+        rows.insert(0, {"model": path.name, "evaluated_on": f"held-out test points ({meta['split']} split)",
+                        "pixels": len(test), **point_scores})
+    else:
+        log.info("%s has no split of the AOI's points (%s); only the whole AOI is scored", path, sides_path.name)
+    table = pd.DataFrame(rows)
     by_code = {c.code: c for c in [*scene_classes, *classes]}
     shown = [by_code[c] for c in all_codes]
 

@@ -60,6 +60,12 @@ def test_model_on_a_scene_with_other_bands_is_refused(tmp_path, tiny_demo, capsy
     capsys.readouterr()
     assert scene_maps.main(other) == 2
     assert "the model was trained on bands ['B02', 'B03', 'B04', 'B08']" in capsys.readouterr().err
+    # a model without a split of the AOI's points (as bigearth_cnn.keras) is still mapped and scored on the AOI
+    model = tmp_path / "models" / "patch_cnn_random_3.keras"
+    (tmp_path / "models" / "patch_cnn_random_3_points.parquet").unlink()
+    assert scene_maps.main([*args, "--set", f"PREDICT_MODEL={model}"]) == 0
+    evaluation = pd.read_csv(tmp_path / "maps" / "patch_cnn_random_3" / "evaluation.csv")
+    assert evaluation["evaluated_on"].tolist() == ["whole AOI (training pixels included)"]
 
 
 def test_missing_model_says_what_to_run(tmp_path, capsys):
