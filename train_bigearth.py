@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 import config
-from landcover import bigearth, cli, evaluation, labels, legend, models, plots, rasters, sampling, splits, transfer
+from landcover import bigearth, cli, evaluation, labels, legend, models, plots, rasters, sampling, transfer
 
 log = logging.getLogger("train_bigearth")
 
@@ -77,42 +77,14 @@ def run() -> None:
     points = sampling.read_points(prep / f"points.{config.POINTS_FORMAT}")
     sides = sampling.read_points(best_path.with_name(best_path.stem + "_points.parquet")).set_index("point_id")["side"]
     side = points["point_id"].map(sides).fillna("unused").to_numpy()
-    rows, cols, codes = points["row"].to_numpy(), points["col"].to_numpy(), points["label"].to_numpy()
-    rng = np.random.default_rng(config.SEED)
-    test = np.flatnonzero(side == "test")
-    train = splits.training_subset(np.flatnonzero(side == "train"), config.TRANSFER_TRAIN_SIZE, rng)
-    val = splits.training_subset(np.flatnonzero(side == "val"), max(1, config.TRANSFER_TRAIN_SIZE // 2), rng)
-    base, head = models.split_at_flatten(be.model)
-    f_test = transfer.aoi_features(base, scene, rows[test], cols[test])
     scene_codes = np.array([c.code for c in labels.read_classes(prep / "classes.json")])
-    all_codes = np.union1d(scene_codes, manifest["classes"])
-
-    pred_a = np.asarray(manifest["classes"])[np.asarray(head.predict(f_test, verbose=0)).argmax(axis=1)]
-    score_a = evaluation.scores(codes[test], pred_a, all_codes)
-
-    aoi_codes = np.unique(codes[train])
-    f_train = transfer.aoi_features(base, scene, rows[train], cols[train])
-    f_val = transfer.aoi_features(base, scene, rows[val], cols[val])
-    y_train, y_val = np.searchsorted(aoi_codes, codes[train]), np.searchsorted(aoi_codes, codes[val])
-    new_head, history_b = transfer.train_new_head(
-        f_train, y_train, f_val, np.where(np.isin(codes[val], aoi_codes), y_val, 0), len(aoi_codes),
-        seed=config.SEED, deterministic=config.TF_DETERMINISTIC, epochs=config.TRANSFER_EPOCHS)
-    label_b = "(b) frozen convolutions, new head"
-    if config.TRANSFER_FINE_TUNE_EPOCHS > 0:
-        full = transfer.fine_tune(base, new_head, scene, rows[train], cols[train], y_train, rows[val], cols[val],
-                                  np.where(np.isin(codes[val], aoi_codes), y_val, 0),
-                                  epochs=config.TRANSFER_FINE_TUNE_EPOCHS)
-        f_test = transfer.aoi_features(base, scene, rows[test], cols[test])
-        label_b += f", fine-tuned {config.TRANSFER_FINE_TUNE_EPOCHS} epochs"
-    else:
-        import keras
-        full = keras.Model(base.input, new_head(base.output), name="bigearth_transfer")
-    pred_b = aoi_codes[np.asarray(new_head.predict(f_test, verbose=0)).argmax(axis=1)]
-    score_b = evaluation.scores(codes[test], pred_b, all_codes)
-    aoi_classes = [legend.CLC_BY_CODE[c] for c in aoi_codes]
-    models.save_model(models_dir / "bigearth_transfer.keras", full, {
-        **base_meta, "kind": "bigearth_transfer", "classes": legend.classes_to_json(aoi_classes),
-        "split": str(best["split"]), "scores": {"test": score_b}})
+    tr = transfer.transfer_to_aoi(
+        be.model, np.asarray(manifest["classes"]), scene, points, side, scene_codes, seed=config.SEED,
+        train_size=config.TRANSFER_TRAIN_SIZE, epochs=config.TRANSFER_EPOCHS,
+        fine_tune_epochs=config.TRANSFER_FINE_TUNE_EPOCHS, deterministic=config.TF_DETERMINISTIC)
+    models.save_model(models_dir / "bigearth_transfer.keras", tr.model_b, {
+        **base_meta, "kind": "bigearth_transfer", "classes": legend.classes_to_json(
+            [legend.CLC_BY_CODE[c] for c in tr.classes_b]), "split": str(best["split"]), "scores": {"test": tr.score_b}})
     sampling.write_points(pd.DataFrame({"point_id": points["point_id"], "side": side}),
                           models_dir / "bigearth_transfer_points.parquet")
 
@@ -120,15 +92,16 @@ def run() -> None:
     rows_ = [
         {"model": "BigEarthNet CNN", "evaluated_on": "BigEarthNet held-out patches", "n": be.test_scores["patches"],
          **{k: v for k, v in be.test_scores.items() if k != "patches"}},
-        {"model": "(a) BigEarthNet CNN applied to 120x120 AOI windows", "evaluated_on": split_name, "n": test.size, **score_a},
-        {"model": label_b, "evaluated_on": split_name, "n": test.size, **score_b},
-        {"model": f"best patch CNN ({best['patch']})", "evaluated_on": split_name, "n": test.size,
+        {"model": "(a) BigEarthNet CNN applied to 120x120 AOI windows", "evaluated_on": split_name,
+         "n": tr.test.size, **tr.score_a},
+        {"model": tr.label_b, "evaluated_on": split_name, "n": tr.test.size, **tr.score_b},
+        {"model": f"best patch CNN ({best['patch']})", "evaluated_on": split_name, "n": tr.test.size,
          "accuracy": best["test_accuracy"], "kappa": best["kappa"], "macro_f1": best["macro_f1"]},
     ]
     table = pd.DataFrame(rows_)
     evaluation.write_table(table, reports / "results", "BigEarthNet and transfer to the AOI")
     evaluation.write_table(be.per_class, reports / "bigearth_per_class", "BigEarthNet CNN per class (held-out patches)")
-    plots.training_curves(reports / "curves.png", {"BigEarthNet CNN": be.history, "transfer head (b)": history_b},
+    plots.training_curves(reports / "curves.png", {"BigEarthNet CNN": be.history, "transfer head (b)": tr.history_b},
                           "BigEarthNet CNN and transfer head")
     cli.save_config(reports, "train_bigearth")
     print(table.to_markdown(index=False, floatfmt=".3f"))

@@ -97,3 +97,68 @@ def fine_tune(base, head, scene: np.ndarray, rows: np.ndarray, cols: np.ndarray,
     models.fit_keras(full, train, y, val, y_val, epochs=epochs, batch_size=batch_size, patience=epochs,
                      desc="fine-tuning")
     return full
+
+
+@dataclass
+class TransferResult:
+    """Transfer to the AOI: scores of (a) and (b) on the held-out points, and model (b)."""
+
+    test: np.ndarray
+    score_a: dict
+    score_b: dict
+    label_b: str
+    model_b: object
+    classes_b: np.ndarray
+    history_b: dict
+
+
+def transfer_to_aoi(model, targets: np.ndarray, scene: np.ndarray, points: pd.DataFrame, side: np.ndarray,
+                    scene_codes: np.ndarray, *, seed: int, train_size: int, epochs: int, fine_tune_epochs: int,
+                    deterministic: bool) -> TransferResult:
+    """Transfer a BigEarthNet CNN to the AOI and score it on the held-out test points.
+
+    (a) the model as it is, on the 120 x 120 window around each point; (b) its
+    convolutions frozen and a new head trained on ``train_size`` training points
+    of the same split (optionally fine-tuned end to end for ``fine_tune_epochs``).
+
+    Args:
+        model: the trained BigEarthNet CNN; ``targets`` its class codes.
+        scene: (bands, rows, cols) raw values.
+        points: the points table (row, col, label).
+        side: (N,) "train" / "val" / "test" / "unused" per point (the best patch CNN's split).
+        scene_codes: the ground truth's class codes (for the scores).
+    """
+    import keras
+
+    from landcover import splits
+
+    rows, cols, codes = points["row"].to_numpy(), points["col"].to_numpy(), points["label"].to_numpy()
+    rng = np.random.default_rng(seed)
+    test = np.flatnonzero(side == "test")
+    train = splits.training_subset(np.flatnonzero(side == "train"), train_size, rng)
+    val = splits.training_subset(np.flatnonzero(side == "val"), max(1, train_size // 2), rng)
+    all_codes = np.union1d(scene_codes, targets)
+    base, head = models.split_at_flatten(model)
+    f_test = aoi_features(base, scene, rows[test], cols[test])
+
+    pred_a = np.asarray(targets)[np.asarray(head.predict(f_test, verbose=0)).argmax(axis=1)]
+    score_a = evaluation.scores(codes[test], pred_a, all_codes)
+
+    classes_b = np.unique(codes[train])
+    y_train = np.searchsorted(classes_b, codes[train])
+    # validation points of a class absent from training cannot be predicted: count them as class 0
+    y_val = np.where(np.isin(codes[val], classes_b), np.searchsorted(classes_b, codes[val]).clip(0, len(classes_b) - 1), 0)
+    new_head, history_b = train_new_head(
+        aoi_features(base, scene, rows[train], cols[train]), y_train, aoi_features(base, scene, rows[val], cols[val]),
+        y_val, len(classes_b), seed=seed, deterministic=deterministic, epochs=epochs)
+    label_b = "(b) frozen convolutions, new head"
+    if fine_tune_epochs > 0:
+        model_b = fine_tune(base, new_head, scene, rows[train], cols[train], y_train, rows[val], cols[val], y_val,
+                            epochs=fine_tune_epochs)
+        f_test = aoi_features(base, scene, rows[test], cols[test])
+        label_b += f", fine-tuned {fine_tune_epochs} epochs"
+    else:
+        model_b = keras.Model(base.input, new_head(base.output), name="bigearth_transfer")
+    pred_b = classes_b[np.asarray(new_head.predict(f_test, verbose=0)).argmax(axis=1)]
+    score_b = evaluation.scores(codes[test], pred_b, all_codes)
+    return TransferResult(test, score_a, score_b, label_b, model_b, classes_b, history_b)
