@@ -16,6 +16,7 @@ Outputs (SEG_DIR):
                          min/mean/max/median of every band
     segments.png         segment boundaries over the true-colour render
     points.parquet       the points table plus "segment" (id) and "segment_type"
+    segments_summary.json  segment count, median size, count per type
     segment_config.json  the effective configuration
 Config keys: PREP_DIR, POINTS_FORMAT, SEG_DIR, SEG_SCALE, SEG_SIGMA, SEG_MIN_SIZE,
     SEG_INPUT, SEG_TYPE_BAND, SEG_PERCENTILES, SEG_MAX_MEMORY_GB, STRETCH_PERCENTILES.

@@ -118,7 +118,7 @@ def apply_preset(name: str, cfg: ModuleType = config) -> None:
 def parse_args(argv: list[str] | None, description: str | None) -> argparse.Namespace:
     """Parse ``--preset NAME``, ``--set KEY=VALUE`` (repeatable) and ``-v``."""
     parser = argparse.ArgumentParser(
-        description=(description or "").split("\n\n")[0],
+        description=description or "",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--preset", help="apply a preset from config.PRESETS first (demo, paper)")
