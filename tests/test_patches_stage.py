@@ -24,7 +24,8 @@ def _args(tiny_demo, tmp_path, *extra):
 @pytest.mark.slow
 @pytest.mark.parametrize("padding", ["same", "valid"])
 def test_train_sweep_then_whole_scene_maps(tmp_path, tiny_demo, padding):
-    args = _args(tiny_demo, tmp_path, "--set", "PATCH_SIZES=[3, 5]", "--set", f"CNN_PADDING={padding}")
+    args = _args(tiny_demo, tmp_path, "--set", "PATCH_SIZES=[3, 5]", "--set", f"CNN_PADDING={padding}",
+                 "--set", f"WRITE_PROBABILITIES={padding == 'valid'}")
     assert scene_prep.main(args) == 0
     assert patches.main(args) == 0
     table = pd.read_csv(tmp_path / "reports" / "patches" / "results.csv")
@@ -49,6 +50,11 @@ def test_train_sweep_then_whole_scene_maps(tmp_path, tiny_demo, padding):
     assert evaluation.loc[0, "accuracy"] == pytest.approx(best["test_accuracy"], abs=1.01 / evaluation.loc[0, "pixels"])
     for name in ["confidence.tif", "prediction.png", "confusion_aoi.png", "per_class.csv"]:
         assert (out / name).exists(), name
+    if padding == "valid":  # the probability stack: one band per class, summing to 1 where predicted
+        with rasterio.open(out / "probabilities.tif") as src:
+            probs = src.read()
+        assert probs.shape[0] == len(meta["classes"])
+        assert np.allclose(probs.sum(axis=0)[prediction > 0], 1, atol=1e-4)
 
 
 @pytest.mark.slow
