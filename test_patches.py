@@ -4,7 +4,8 @@ Not a test suite. Loads a saved patch CNN (PREDICT_MODEL, or the sweep's best
 by validation accuracy) and classifies every valid pixel of the AOI from the
 window centred on it, with symmetric padding, exactly as per-patch prediction
 would: windows are cut tile by tile and predicted in large batches
-(PREDICT_BATCH, PREDICT_TILE_MB), never all at once and never one by one. A
+(PREDICT_BATCH, PREDICT_TILE_MB), never all at once and never one by one; only
+the class and confidence maps are kept whole (6 bytes a pixel). A
 CNN_PADDING="valid" model is run fully convolutionally instead (one pass per
 tile, the same labels).
 
@@ -25,6 +26,7 @@ Run:
     python test_patches.py [--set PREDICT_MODEL=models/patch_cnn_spatial_7.keras]
 """
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -66,15 +68,21 @@ def run() -> None:
     p = meta["patch_size"]
     valid = sampling.valid_mask(scene, profile["nodata"])
 
+    # predict tile by tile; keep only the class and confidence maps (the probabilities go to disk if asked)
+    out = Path(config.PREDICT_DIR) / path.stem
+    base = dict(profile, count=1)
     padded = patch_data.normalised_padded(scene, meta["mean"], meta["std"], p)
     if meta.get("padding") == "valid":
-        probs = inference.predict_fully_convolutional(models.fully_convolutional(model), padded, p, valid,
-                                                      tile_mb=config.PREDICT_TILE_MB)
+        tiles = inference.fully_convolutional_tiles(models.fully_convolutional(model), padded, p, valid,
+                                                    tile_mb=config.PREDICT_TILE_MB)
     else:
-        probs = inference.predict_windows(model, padded, p, valid, batch_size=config.PREDICT_BATCH,
-                                          tile_mb=config.PREDICT_TILE_MB)
-    prediction = np.where(valid, codes[probs.argmax(axis=-1)], 0).astype(np.uint16)
-    confidence = np.where(valid, probs.max(axis=-1), 0).astype(np.float32)
+        tiles = inference.window_tiles(model, padded, p, valid, batch_size=config.PREDICT_BATCH,
+                                       tile_mb=config.PREDICT_TILE_MB)
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(rasters.tile_writer(
+            out / "probabilities.tif", base, len(classes), "float32",
+            [f"{c.code} {c.name}" for c in classes])) if config.WRITE_PROBABILITIES else None
+        prediction, confidence = inference.map_from_tiles(tiles, valid.shape, codes, valid, sink)
 
     # evaluation: the model's held-out test points (when it has a split of these points), and the whole AOI
     all_codes = np.union1d(codes, [c.code for c in scene_classes])
@@ -96,15 +104,10 @@ def run() -> None:
     by_code = {c.code: c for c in [*scene_classes, *classes]}
     shown = [by_code[c] for c in all_codes]
 
-    out = Path(config.PREDICT_DIR) / path.stem
-    base = dict(profile, count=1)
     rasters.write_geotiff(out / "prediction.tif", prediction, dict(base, dtype="uint16", nodata=0),
                           descriptions=["class"], colormap=legend.colormap(shown))
     rasters.write_geotiff(out / "confidence.tif", confidence, dict(base, dtype="float32", nodata=None),
                           descriptions=["max_probability"])
-    if config.WRITE_PROBABILITIES:
-        rasters.write_geotiff(out / "probabilities.tif", np.moveaxis(probs, -1, 0), dict(base, dtype="float32", nodata=None),
-                              descriptions=[f"{c.code} {c.name}" for c in classes])
     truecolor = plots.composite(scene, names, ("B04", "B03", "B02"), valid, tuple(config.STRETCH_PERCENTILES))
     plots.prediction_figure(out / "prediction.png", truecolor, truth, prediction, shown,
                             f"{path.stem}: whole-AOI agreement {aoi_scores['accuracy']:.1%}")

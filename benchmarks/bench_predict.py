@@ -51,10 +51,13 @@ def memory_child(rows: int) -> None:
     scene, mean, std = scene_crop(rows)
     model = models.build_patch_cnn(7, 4, 13)
     padded = patch_data.normalised_padded(scene, mean, std, 7)
+    valid = np.ones(scene.shape[1:], bool)
     tracemalloc.start()
-    probs = inference.predict_windows(model, padded, 7, np.ones(scene.shape[1:], bool), tile_mb=64)
+    prediction, confidence = inference.map_from_tiles(inference.window_tiles(model, padded, 7, valid, tile_mb=64),
+                                                      valid.shape, np.arange(13), valid)
     peak = tracemalloc.get_traced_memory()[1] / 2**20
-    print(f"{peak:.0f} {probs.nbytes / 2**20:.0f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+    maps = (prediction.nbytes + confidence.nbytes) / 2**20
+    print(f"{peak:.0f} {maps:.1f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
 
 
 def main() -> None:
@@ -83,7 +86,7 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, "--memory", str(rows)], capture_output=True, text=True, check=True)
         peak, output, rss = out.stdout.split()
         print(f"predicting a {rows} x {scene.shape[2]} crop: peak of arrays allocated while predicting {peak} MB, "
-              f"of which the output probabilities {output} MB (process peak RSS {rss} MB)")
+              f"of which the class and confidence maps {output} MB (process peak RSS {rss} MB)")
 
     for p in (7, 15, 61):
         m = models.build_patch_cnn(p, 4, n_classes, padding="valid")

@@ -8,6 +8,7 @@ pixel's patch. Memory is bounded by the tile, not the scene.
 from __future__ import annotations
 
 import logging
+from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -17,61 +18,100 @@ from landcover import patch_data
 log = logging.getLogger(__name__)
 
 
-def predict_windows(model, padded: np.ndarray, patch_size: int, valid: np.ndarray, *, batch_size: int = 2048,
-                    tile_mb: float = 256) -> np.ndarray:
-    """Per-patch prediction of every valid pixel: windows cut tile by tile, large batches.
+def window_tiles(model, padded: np.ndarray, patch_size: int, valid: np.ndarray, *, batch_size: int = 2048,
+                 tile_mb: float = 256) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Per-patch prediction of every valid pixel, one tile of rows at a time, in large batches.
+
+    Each tile holds as many rows as fit ``tile_mb`` of cut windows, so memory
+    is bounded by the tile, not by the scene.
 
     Args:
         model: a patch CNN taking (N, p, p, bands).
         padded: (rows + p - 1, cols + p - 1, bands) from :func:`patch_data.normalised_padded`.
         valid: (rows, cols) bool; other pixels are not predicted.
         batch_size: patches per ``predict_on_batch`` call.
-        tile_mb: memory for the patches cut at once.
+        tile_mb: memory for the windows cut at once.
 
-    Returns:
-        (rows, cols, classes) float32 probabilities (0 where not valid).
+    Yields:
+        ``(r0, r1, probs)``: rows r0..r1-1 and their (r1 - r0, cols, classes)
+        float32 probabilities (0 where not valid).
     """
     view = patch_data.windows(padded, patch_size)
     n_rows, n_cols = valid.shape
     n_classes = model.output_shape[-1]
-    probs = np.zeros((n_rows, n_cols, n_classes), np.float32)
     per_patch = patch_size * patch_size * padded.shape[-1] * 4
-    chunk = max(batch_size, int(tile_mb * 2**20 // per_patch) // batch_size * batch_size)
-    rr, cc = np.nonzero(valid)
-    for start in tqdm(range(0, rr.size, chunk), desc=f"predicting {patch_size}x{patch_size} windows", unit="tile",
-                      disable=None):
-        r, c = rr[start:start + chunk], cc[start:start + chunk]
-        patches = np.ascontiguousarray(view[r, c])
-        out = np.concatenate([np.asarray(model.predict_on_batch(patches[i:i + batch_size]))
-                              for i in range(0, len(patches), batch_size)])
-        probs[r, c] = out
-    return probs
+    tile_rows = max(1, int(tile_mb * 2**20 // per_patch) // n_cols)
+    for r0 in tqdm(range(0, n_rows, tile_rows), desc=f"predicting {patch_size}x{patch_size} windows", unit="tile",
+                   disable=None):
+        r1 = min(r0 + tile_rows, n_rows)
+        rr, cc = np.nonzero(valid[r0:r1])
+        probs = np.zeros((r1 - r0, n_cols, n_classes), np.float32)
+        if rr.size:
+            patches = np.ascontiguousarray(view[rr + r0, cc])
+            probs[rr, cc] = np.concatenate([np.asarray(model.predict_on_batch(patches[i:i + batch_size]))
+                                            for i in range(0, len(patches), batch_size)])
+        yield r0, r1, probs
 
 
-def predict_fully_convolutional(fcn, padded: np.ndarray, patch_size: int, valid: np.ndarray, *,
-                                tile_mb: float = 256) -> np.ndarray:
+def fully_convolutional_tiles(fcn, padded: np.ndarray, patch_size: int, valid: np.ndarray, *,
+                              tile_mb: float = 256) -> Iterator[tuple[int, int, np.ndarray]]:
     """Whole-scene prediction with a fully convolutional network, one pass per tile of rows.
 
     Args:
         fcn: from :func:`landcover.models.fully_convolutional`.
-        padded: as for :func:`predict_windows`.
+        padded: as for :func:`window_tiles`.
         valid: (rows, cols) bool; probabilities are zeroed elsewhere.
         tile_mb: rough memory for one tile's activations.
 
-    Returns:
-        (rows, cols, classes) float32 probabilities.
+    Yields:
+        ``(r0, r1, probs)`` as :func:`window_tiles`.
     """
     n_rows, n_cols = valid.shape
     widest = max(layer.output.shape[-1] for layer in fcn.layers[1:])
     tile_rows = max(1, int(tile_mb * 2**20 // (4 * widest * (n_cols + patch_size) * 2)))
-    probs = np.zeros((n_rows, n_cols, fcn.output_shape[-1]), np.float32)
     for r0 in tqdm(range(0, n_rows, tile_rows), desc="predicting (fully convolutional)", unit="tile",
                    disable=None):
         r1 = min(r0 + tile_rows, n_rows)
-        tile = padded[r0:r1 + patch_size - 1][np.newaxis]
-        probs[r0:r1] = np.asarray(fcn.predict_on_batch(tile))[0]
-    probs[~valid] = 0
-    return probs
+        probs = np.asarray(fcn.predict_on_batch(padded[r0:r1 + patch_size - 1][np.newaxis]))[0].copy()
+        probs[~valid[r0:r1]] = 0
+        yield r0, r1, probs
+
+
+def predict_windows(model, padded: np.ndarray, patch_size: int, valid: np.ndarray, **kwargs) -> np.ndarray:
+    """All of :func:`window_tiles` as one (rows, cols, classes) float32 array (small scenes, tests)."""
+    return np.concatenate([probs for _, _, probs in window_tiles(model, padded, patch_size, valid, **kwargs)])
+
+
+def predict_fully_convolutional(fcn, padded: np.ndarray, patch_size: int, valid: np.ndarray, **kwargs) -> np.ndarray:
+    """All of :func:`fully_convolutional_tiles` as one (rows, cols, classes) float32 array."""
+    return np.concatenate([probs for _, _, probs in fully_convolutional_tiles(fcn, padded, patch_size, valid,
+                                                                                **kwargs)])
+
+
+def map_from_tiles(tiles: Iterator[tuple[int, int, np.ndarray]], shape: tuple[int, int], codes: np.ndarray,
+                   valid: np.ndarray, probability_sink=None) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce predicted tiles to a class map and a confidence map, keeping no full probability array.
+
+    Args:
+        tiles: from :func:`window_tiles` or :func:`fully_convolutional_tiles`.
+        shape: (rows, cols) of the scene.
+        codes: (classes,) class code of each output.
+        valid: (rows, cols) bool.
+        probability_sink: optional callable ``(r0, r1, probs)`` that stores each tile
+            (e.g. a windowed GeoTIFF write).
+
+    Returns:
+        ``(prediction, confidence)``: (rows, cols) uint16 codes (0 where not
+        valid) and float32 highest probability.
+    """
+    prediction = np.zeros(shape, np.uint16)
+    confidence = np.zeros(shape, np.float32)
+    for r0, r1, probs in tiles:
+        prediction[r0:r1] = np.where(valid[r0:r1], codes[probs.argmax(axis=-1)], 0)
+        confidence[r0:r1] = np.where(valid[r0:r1], probs.max(axis=-1), 0)
+        if probability_sink is not None:
+            probability_sink(r0, r1, probs)
+    return prediction, confidence
 
 
 def predict_rows_batch1(model, padded: np.ndarray, patch_size: int, n_rows: int) -> float:

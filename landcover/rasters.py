@@ -295,3 +295,25 @@ def band_names(path: Path) -> list[str]:
     if not all(names):
         raise ValueError(f"{path}: bands have no names (descriptions); write it with scene_prep.py")
     return names
+
+
+@contextlib.contextmanager
+def tile_writer(path: Path, profile: dict, count: int, dtype: str, descriptions: list[str] | None = None):
+    """A GeoTIFF written tile by tile: yields ``write(r0, r1, array)`` for rows r0..r1-1.
+
+    ``array`` is (r1 - r0, cols, count), channels-last as predictions come. The
+    file is written to a temporary name and renamed when the block ends
+    without error.
+    """
+    prof = dict(profile, driver="GTiff", count=count, dtype=dtype, nodata=None, compress="deflate", tiled=True,
+                blockxsize=256, blockysize=256)
+    with atomic_write(path) as tmp:
+        with rasterio.open(tmp, "w", **prof) as dst:
+            for i, name in enumerate(descriptions or [], start=1):
+                dst.set_band_description(i, name)
+
+            def write(r0: int, r1: int, array: np.ndarray) -> None:
+                dst.write(np.moveaxis(array, -1, 0).astype(dtype), window=Window(0, r0, prof["width"], r1 - r0))
+
+            yield write
+    log.info("wrote %s (%d bands, written by tiles)", path, count)
