@@ -58,8 +58,7 @@ def check_config() -> None:
     if not 0 <= lo < hi <= 100:
         raise ValueError(f"STRETCH_PERCENTILES={config.STRETCH_PERCENTILES}: expected 0 <= low < high <= 100")
     if config.SEGMENT:
-        segmentation.check_settings(config.SEG_SCALE, config.SEG_SIGMA, config.SEG_MIN_SIZE, config.SEG_INPUT,
-                                    config.SEG_PERCENTILES)
+        segmentation.settings_from(config)
 
 
 def run() -> None:
@@ -93,10 +92,8 @@ def run() -> None:
     table = sampling.points_table(scene, truth, rows, cols, crop.transform, list(band_files), classes)
     patches = sampling.cut_patches(scene, rows, cols, config.PATCH_SIZE) if config.SAVE_PATCHES else None
     if config.SEGMENT:  # the segmentation stage, run here as the study did
-        ids, stats, types = segmentation.segment_scene(
-            scene, valid, list(band_files), scale=config.SEG_SCALE, sigma=config.SEG_SIGMA,
-            min_size=config.SEG_MIN_SIZE, scaling=config.SEG_INPUT, type_band=config.SEG_TYPE_BAND,
-            percentiles=tuple(config.SEG_PERCENTILES), max_gb=config.SEG_MAX_MEMORY_GB)
+        seg = segmentation.settings_from(config)
+        ids, stats, types = segmentation.segment_scene(scene, valid, list(band_files), **seg)
         table = segmentation.add_segment_columns(table, ids, types)
 
     # 4. renders
@@ -122,8 +119,7 @@ def run() -> None:
     plots.ground_truth_figure(out / "ground_truth.png", truecolor, truth, classes,
                               title=f"{Path(config.SCENE_PATH).name} - {crop.width}x{crop.height} px")
     if config.SEGMENT:
-        segmentation.write_outputs(config.SEG_DIR, ids, stats, types, profile, truecolor,
-                                   len(config.SEG_PERCENTILES) + 1)
+        segmentation.write_outputs(config.SEG_DIR, ids, stats, types, profile, truecolor, len(seg["percentiles"]) + 1)
     cli.save_config(out, "scene_prep")
 
 

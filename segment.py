@@ -35,22 +35,18 @@ log = logging.getLogger("segment")
 
 
 def run() -> None:
-    segmentation.check_settings(config.SEG_SCALE, config.SEG_SIGMA, config.SEG_MIN_SIZE, config.SEG_INPUT,
-                                config.SEG_PERCENTILES)
+    seg = segmentation.settings_from(config)
     prep, out = Path(config.PREP_DIR), Path(config.SEG_DIR)
     scene, profile = rasters.read_geotiff(prep / "scene.tif")
     names = rasters.band_names(prep / "scene.tif")
     points = sampling.read_points(prep / f"points.{config.POINTS_FORMAT}")
     valid = sampling.valid_mask(scene, profile["nodata"])
 
-    ids, stats, types = segmentation.segment_scene(
-        scene, valid, names, scale=config.SEG_SCALE, sigma=config.SEG_SIGMA, min_size=config.SEG_MIN_SIZE,
-        scaling=config.SEG_INPUT, type_band=config.SEG_TYPE_BAND, percentiles=tuple(config.SEG_PERCENTILES),
-        max_gb=config.SEG_MAX_MEMORY_GB)
+    ids, stats, types = segmentation.segment_scene(scene, valid, names, **seg)
     points = segmentation.add_segment_columns(points, ids, types)
     truecolor = plots.composite(scene, names, ("B04", "B03", "B02"), valid, tuple(config.STRETCH_PERCENTILES))
 
-    segmentation.write_outputs(out, ids, stats, types, profile, truecolor, len(config.SEG_PERCENTILES) + 1)
+    segmentation.write_outputs(out, ids, stats, types, profile, truecolor, len(seg["percentiles"]) + 1)
     sampling.write_points(points, out / f"points.{config.POINTS_FORMAT}")
     cli.save_config(out, "segment")
 

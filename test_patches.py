@@ -84,23 +84,16 @@ def run() -> None:
             [f"{c.code} {c.name}" for c in classes])) if config.WRITE_PROBABILITIES else None
         prediction, confidence = inference.map_from_tiles(tiles, valid.shape, codes, valid, sink)
 
-    # evaluation: the model's held-out test points (when it has a split of these points), and the whole AOI
+    # evaluation: the model's held-out test points (when it has a split of them), and the whole AOI
+    points = sampling.read_points(prep / f"points.{config.POINTS_FORMAT}")
+    side = sampling.model_sides(points, path)
+    if side is None:
+        log.info("%s has no split of the AOI's points; only the whole AOI is scored", path)
     all_codes = np.union1d(codes, [c.code for c in scene_classes])
+    table = evaluation.map_table(path.name, meta.get("split", "?"), truth, prediction, valid, codes, all_codes,
+                                 points, side)
+    aoi_scores = table.iloc[-1]
     labelled = (truth > 0) & valid
-    aoi_scores = evaluation.scores(truth[labelled], prediction[labelled], all_codes)
-    rows = [{"model": path.name, "evaluated_on": "whole AOI (training pixels included)", "pixels": int(labelled.sum()),
-             **aoi_scores}]
-    sides_path = path.with_name(path.stem + "_points.parquet")
-    if sides_path.exists():
-        points = sampling.read_points(prep / f"points.{config.POINTS_FORMAT}")
-        sides = sampling.read_points(sides_path)
-        test = points[points["point_id"].isin(sides.loc[sides["side"] == "test", "point_id"])]
-        point_scores = evaluation.scores(test["label"].to_numpy(), prediction[test["row"], test["col"]], codes)
-        rows.insert(0, {"model": path.name, "evaluated_on": f"held-out test points ({meta['split']} split)",
-                        "pixels": len(test), **point_scores})
-    else:
-        log.info("%s has no split of the AOI's points (%s); only the whole AOI is scored", path, sides_path.name)
-    table = pd.DataFrame(rows)
     by_code = {c.code: c for c in [*scene_classes, *classes]}
     shown = [by_code[c] for c in all_codes]
 

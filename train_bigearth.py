@@ -75,8 +75,9 @@ def run() -> None:
     # 2. transfer to the AOI, on the best patch CNN's held-out points
     scene, _ = rasters.read_geotiff(prep / "scene.tif")
     points = sampling.read_points(prep / f"points.{config.POINTS_FORMAT}")
-    sides = sampling.read_points(best_path.with_name(best_path.stem + "_points.parquet")).set_index("point_id")["side"]
-    side = points["point_id"].map(sides).fillna("unused").to_numpy()
+    side = sampling.model_sides(points, best_path)
+    if side is None:
+        raise FileNotFoundError(f"{best_path.stem}_points.parquet is missing beside {best_path}; run patches.py again")
     scene_codes = np.array([c.code for c in labels.read_classes(prep / "classes.json")])
     tr = transfer.transfer_to_aoi(
         be.model, np.asarray(manifest["classes"]), scene, points, side, scene_codes, seed=config.SEED,

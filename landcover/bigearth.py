@@ -261,7 +261,10 @@ def shard_dataset(xs: list[np.ndarray], where: np.ndarray, targets: np.ndarray, 
 
         def __getitem__(self, i: int):
             idx = self.order[i * batch_size:(i + 1) * batch_size]
-            x = np.stack([xs[k][j] for k, j in where[idx]]).astype(np.float32)
+            shard, within = where[idx, 0], where[idx, 1]
+            x = np.empty((idx.size, *xs[0].shape[1:]), np.float32)
+            for k in np.unique(shard):  # one fancy read per shard touched by the batch
+                x[shard == k] = xs[k][within[shard == k]]
             if sample_weights is None:
                 return x, targets[idx]
             return x, targets[idx], sample_weights[idx]

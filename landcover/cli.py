@@ -29,15 +29,16 @@ log = logging.getLogger(__name__)
 # Errors that mean "bad input or bad configuration": reported on one line.
 INPUT_ERRORS = (FileNotFoundError, ValueError, rasterio.errors.RasterioError)
 
-# Keys whose value may take another type than the default's.
+# Keys whose value may take another type than the default's. Where Path is
+# allowed and str is not, a string is a path and becomes a Path.
 _ALTERNATIVE_TYPES: dict[str, tuple[type, ...]] = {
-    "AOI": (tuple, list, str, Path, type(None)),
+    "AOI": (tuple, list, Path, type(None)),
     "LABEL_LAYER": (str, int, type(None)),
     "CNN_TRAIN_SIZE": (int, type(None)),
-    "PREDICT_MODEL": (str, Path, type(None)),
+    "PREDICT_MODEL": (Path, type(None)),
     "BIGEARTH_CLASSES": (str, list, tuple),
-    "BIGEARTH_CLOUD_LIST": (str, Path, type(None)),
-    "BIGEARTH_SNOW_LIST": (str, Path, type(None)),
+    "BIGEARTH_CLOUD_LIST": (Path, type(None)),
+    "BIGEARTH_SNOW_LIST": (Path, type(None)),
     "BIGEARTH_MAX_PATCHES": (int, type(None)),
 }
 
@@ -67,10 +68,11 @@ def check_type(key: str, value: Any, default: Any) -> Any:
     """Return ``value`` converted to the type of ``default``, or raise ValueError."""
     allowed = _ALTERNATIVE_TYPES.get(key)
     if allowed is not None:
+        if Path in allowed and str not in allowed and isinstance(value, str):
+            return Path(value)
         if not isinstance(value, allowed):
             raise ValueError(f"{key}={value!r}: expected one of {[t.__name__ for t in allowed]}")
-        paths = {"PREDICT_MODEL", "BIGEARTH_CLOUD_LIST", "BIGEARTH_SNOW_LIST"}
-        return Path(value) if isinstance(value, Path) or (key in paths and isinstance(value, str)) else value
+        return value
     if default is None:
         return value
     if isinstance(default, Path):
@@ -188,7 +190,8 @@ def fingerprint(keys: tuple[str, ...], inputs: list[Path]) -> str:
     """SHA-256 of the values of ``keys`` and the size and modification time of
     every input file (folders: their files, or past MAX_FILES_HASHED files the
     folder's own listing)."""
-    values = {k: effective_config().get(k) for k in keys}
+    settings = effective_config()
+    values = {k: settings.get(k) for k in keys}
     files = []
     for path in map(Path, inputs):
         if path.is_dir():

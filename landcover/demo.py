@@ -376,25 +376,39 @@ def _write_jp2(path: Path, band: np.ndarray, transform_: Affine) -> None:
             dst.write(band, 1)
 
 
-def write_corine(truth: np.ndarray, transform_: Affine, paths: DemoPaths) -> None:
-    """Generalise the 10 m truth as CORINE does and write raster and vector.
+def generalise(truth: np.ndarray, transform_: Affine, crs: CRS, dst_crs: CRS | None = None) -> tuple[np.ndarray, Affine]:
+    """Generalise a 10 m land cover as CORINE is made.
 
-    Majority (mode) per 100 m cell of an EPSG:3035 grid, then polygons under
-    the 25 ha minimum mapping unit merged into their largest neighbour.
+    The majority class (GDAL's mode resampling) per 100 m cell of a grid in
+    ``dst_crs`` (default ``crs``) snapped to whole 100 m, then polygons under
+    the 25 ha minimum mapping unit merged into their largest neighbour (GDAL
+    sieve, 4-connected).
+
+    Args:
+        truth: (rows, cols) CLC codes, 0 = none.
+        transform_, crs: the truth's grid.
+
+    Returns:
+        ``(grid, transform)``: (rows, cols) uint8 CLC grid codes, 0 outside,
+        and the 100 m grid's transform.
     """
+    dst_crs = dst_crs or crs
     h, w = truth.shape
-    left, bottom, right, top = transform_bounds(CRS_UTM, CRS_LAEA, *rasterio.transform.array_bounds(h, w, transform_))
+    left, bottom, right, top = transform_bounds(crs, dst_crs, *rasterio.transform.array_bounds(h, w, transform_))
     left, bottom = math.floor(left / 100) * 100, math.floor(bottom / 100) * 100
     right, top = math.ceil(right / 100) * 100, math.ceil(top / 100) * 100
     dst_transform = Affine(100, 0, left, 0, -100, top)
-    grid = np.zeros((int((top - bottom) / 100), int((right - left) / 100)), dtype=np.uint8)
-    lut = np.zeros(524, dtype=np.uint8)
-    for i, c in enumerate(legend.CLC_CLASSES):
-        lut[c.code] = i + 1
-    reproject(lut[truth], grid, src_transform=transform_, src_crs=CRS_UTM, dst_transform=dst_transform,
-              dst_crs=CRS_LAEA, resampling=Resampling.mode, src_nodata=0, dst_nodata=0)
+    grid = np.zeros((round((top - bottom) / 100), round((right - left) / 100)), dtype=np.uint8)
+    reproject(legend.clc_to_grid(truth), grid, src_transform=transform_, src_crs=crs, dst_transform=dst_transform,
+              dst_crs=dst_crs, resampling=Resampling.mode, src_nodata=0, dst_nodata=0)
+    return sieve(grid, size=25, connectivity=4, mask=grid > 0), dst_transform
+
+
+def write_corine(truth: np.ndarray, transform_: Affine, paths: DemoPaths) -> None:
+    """Generalise the 10 m truth as CORINE does (:func:`generalise`, on a 100 m
+    EPSG:3035 grid) and write it as raster and vector."""
+    grid, dst_transform = generalise(truth, transform_, CRS_UTM, CRS_LAEA)
     valid = grid > 0
-    grid = sieve(grid, size=25, connectivity=4, mask=valid)
     out = np.where(valid, grid.astype(np.int8), np.int8(CLC_NODATA))
     profile = dict(driver="GTiff", width=out.shape[1], height=out.shape[0], count=1, dtype="int8",
                    crs=CRS_LAEA, transform=dst_transform, nodata=CLC_NODATA, compress="lzw")
@@ -518,9 +532,10 @@ def write_bigearth_demo(out_dir: Path, seed: int, patches_per_side: int = 12) ->
     size = 120 * patches_per_side
     cloudy, snowy = [], []
     for tile_name, (x0, y0), layout in BIGEARTH_TILES:
-        truth, parts = land_cover(rng, Affine(10, 0, layout[0], 0, -10, layout[1]), (size, size))
+        layout_transform = Affine(10, 0, layout[0], 0, -10, layout[1])
+        truth, parts = land_cover(rng, layout_transform, (size, size))
         refl = _autumn(rng, truth, parts)
-        generalised = _generalise(truth)
+        generalised = _generalise(truth, layout_transform)
         date = tile_name.split("_")[2]
         for r in tqdm(range(patches_per_side), desc=f"demo BigEarthNet {tile_name}", unit="row",
                       disable=None):
@@ -545,17 +560,11 @@ def write_bigearth_demo(out_dir: Path, seed: int, patches_per_side: int = 12) ->
     return out_dir
 
 
-def _generalise(truth: np.ndarray) -> np.ndarray:
-    """CORINE-like labels on the 10 m grid: majority per 100 m cell, 25 ha sieve."""
-    h, w = truth.shape
-    lut = np.zeros(524, dtype=np.uint8)
-    for i, c in enumerate(legend.CLC_CLASSES):
-        lut[c.code] = i + 1
-    cells = lut[truth].reshape(h // 10, 10, w // 10, 10).transpose(0, 2, 1, 3).reshape(h // 10, w // 10, 100)
-    counts = np.apply_along_axis(np.bincount, 2, cells, minlength=45)
-    grid = sieve(counts.argmax(axis=2).astype(np.uint8), size=25, connectivity=4)
+def _generalise(truth: np.ndarray, transform_: Affine) -> np.ndarray:
+    """CORINE-like labels back on the 10 m grid (:func:`generalise` in the truth's own CRS)."""
+    grid, _ = generalise(truth, transform_, CRS_UTM)
     codes = legend.grid_code_to_clc(grid)
-    return np.repeat(np.repeat(codes, 10, axis=0), 10, axis=1)
+    return np.repeat(np.repeat(codes, 10, axis=0), 10, axis=1)[: truth.shape[0], : truth.shape[1]]
 
 
 def _add_blob(rng: np.random.Generator, patch: np.ndarray, spectrum, shadow: bool) -> None:

@@ -104,12 +104,23 @@ def grid_code_to_clc(grid: np.ndarray) -> np.ndarray:
     return np.where(inside, lut[np.clip(grid, 0, 255).astype(np.intp)], 0).astype(np.uint16)
 
 
+def clc_to_grid(codes: np.ndarray) -> np.ndarray:
+    """Map CLC codes (111..523) to EEA grid codes (1..44) as uint8; 0 for anything else.
+
+    Args:
+        codes: integer array of any shape.
+    """
+    lut = np.zeros(1000, dtype=np.uint8)
+    lut[[c.code for c in CLC_CLASSES]] = np.arange(1, len(CLC_CLASSES) + 1)
+    codes = np.asarray(codes)
+    return np.where((codes >= 0) & (codes < 1000), lut[np.clip(codes, 0, 999).astype(np.intp)], 0).astype(np.uint8)
+
+
 def clc_to_grid_code(code: int) -> int:
     """Grid code (1..44) of a three-digit CLC code; ValueError if unknown."""
-    for i, c in enumerate(CLC_CLASSES):
-        if c.code == code:
-            return i + 1
-    raise ValueError(f"{code} is not a CLC level-3 code")
+    if code not in CLC_CODES:
+        raise ValueError(f"{code} is not a CLC level-3 code")
+    return int(clc_to_grid(np.array(code)))
 
 
 def normalise_name(name: str) -> str:

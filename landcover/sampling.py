@@ -201,3 +201,13 @@ def drop_rare_classes(points: pd.DataFrame, min_samples: int) -> tuple[pd.DataFr
         log.info("dropping classes with fewer than %d points: %s",
                  min_samples, {c: int(counts[c]) for c in dropped})
     return points[~points["label"].isin(dropped)].reset_index(drop=True), dropped
+
+
+def model_sides(points: pd.DataFrame, model_path: Path) -> np.ndarray | None:
+    """Each point's side ("train", "val", "test", "unused") in a model's split, from the
+    ``<model>_points.parquet`` beside it; None when the model has no split of these points."""
+    path = Path(model_path).with_name(Path(model_path).stem + "_points.parquet")
+    if not path.exists():
+        return None
+    sides = read_points(path).set_index("point_id")["side"]
+    return points["point_id"].map(sides).fillna("unused").to_numpy()

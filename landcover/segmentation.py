@@ -243,6 +243,15 @@ def check_settings(scale: float, sigma: float, min_size: int, scaling: str, perc
         raise ValueError(f"SEG_PERCENTILES={percentiles}: expected increasing percentiles between 0 and 100")
 
 
+def settings_from(cfg) -> dict:
+    """The segmentation settings of a config module (``SEG_*``), checked, as
+    keyword arguments of :func:`segment_scene`."""
+    check_settings(cfg.SEG_SCALE, cfg.SEG_SIGMA, cfg.SEG_MIN_SIZE, cfg.SEG_INPUT, cfg.SEG_PERCENTILES)
+    return {"scale": cfg.SEG_SCALE, "sigma": cfg.SEG_SIGMA, "min_size": cfg.SEG_MIN_SIZE, "scaling": cfg.SEG_INPUT,
+            "type_band": cfg.SEG_TYPE_BAND, "percentiles": tuple(cfg.SEG_PERCENTILES),
+            "max_gb": cfg.SEG_MAX_MEMORY_GB}
+
+
 def type_colormap(n_types: int) -> dict[int, tuple[int, int, int, int]]:
     """Colour table for segment types 1..n (viridis, dark = low mean), 0 transparent."""
     from matplotlib import colormaps

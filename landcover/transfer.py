@@ -38,8 +38,10 @@ def train_bigearth(folder: Path, manifest: dict, *, seed: int, val_fraction: flo
     model = models.build_bigearth_cnn(xs[0].shape[-1], len(targets), multi_label=multi, learning_rate=learning_rate)
     weights = None
     if not multi:
-        lut = models.balanced_class_weights(target[train])
-        weights = np.array([lut.get(int(t), 0.0) for t in target], np.float32)
+        lut = np.zeros(len(targets), np.float32)  # classes absent from training weigh 0
+        for k, w in models.balanced_class_weights(target[train]).items():
+            lut[k] = w
+        weights = lut[target]
     history = models.fit_keras(
         model, bigearth.shard_dataset(xs, where, target, train, batch_size, sample_weights=weights, shuffle=True, seed=seed),
         target[train], bigearth.shard_dataset(xs, where, target, val, batch_size), target[val],

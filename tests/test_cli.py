@@ -26,9 +26,14 @@ def test_wrong_type_is_refused(key, value):
 
 
 def test_aoi_accepts_box_path_or_none():
-    for value in [(-2.0, 51.0, -1.9, 51.1), "aoi.gpkg", None]:
+    for value, expected in [((-2.0, 51.0, -1.9, 51.1), (-2.0, 51.0, -1.9, 51.1)), ("aoi.gpkg", Path("aoi.gpkg")),
+                            (None, None)]:
         cli.apply_overrides({"AOI": value})
-        assert config.AOI == value
+        assert config.AOI == expected
+    with pytest.raises(ValueError, match="AOI=5"):
+        cli.apply_overrides({"AOI": 5})
+    cli.apply_overrides({"PREDICT_MODEL": "models/m.keras", "LABEL_LAYER": "clc"})
+    assert config.PREDICT_MODEL == Path("models/m.keras") and config.LABEL_LAYER == "clc"
 
 
 def test_paper_preset_sets_the_study_scale():

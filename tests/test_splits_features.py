@@ -52,3 +52,12 @@ def test_indices_and_feature_matrix():
         features.pixel_features(table.drop(columns="segment_type"), ["B02"], [], segment_type=True)
     with pytest.raises(ValueError, match="unknown index 'LAI'"):
         features.spectral_index("LAI", table)
+
+
+def test_scores_kappa_is_undefined_for_a_single_class():
+    from landcover import evaluation
+
+    one = evaluation.scores(np.array([2, 2, 2]), np.array([2, 2, 2]), np.arange(4))
+    assert one["accuracy"] == 1.0 and np.isnan(one["kappa"])
+    two = evaluation.scores(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0]), np.arange(2))
+    assert two["accuracy"] == 0.75 and two["kappa"] == pytest.approx(0.5)
