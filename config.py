@@ -12,34 +12,64 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 
 # ---------------------------------------------------------------- inputs ----
-# Sentinel-2 product: a .SAFE folder (L1C or L2A), its IMG_DATA folder, or a
-# folder holding one GeoTIFF/JPEG2000 file per band (band name in the file name).
-# The default is the embedded demo product, generated on first use.
-SCENE_PATH = ROOT / "data" / "demo" / "S2A_MSIL2A_20180704T110621_N0206_R137_T30UWC_20180704T121312.SAFE"
+# Sentinel-2 product: a .SAFE folder (L1C or L2A), its IMG_DATA folder, a
+# folder holding one GeoTIFF/JPEG2000 file per band (band name in the file
+# name), a STAC item (.json file or URL), or a list of these (mosaicked in list
+# order, the first valid pixel wins). The default is the embedded demo product
+# (baseline 05.00, with its metadata, a cloud and an SCL), generated on first use.
+SCENE_PATH = ROOT / "data" / "demo" / "S2A_MSIL2A_20180704T110621_N0500_R137_T30UWC_20230424T081431.SAFE"
 # Bands to merge, in this order (names as in the file names: B02 .. B12, B8A).
 BANDS = ["B02", "B03", "B04", "B08"]
 # Target pixel size in metres (10, 20 or 60). Bands of another resolution are
 # resampled to it (bilinear for reflectance).
 RESOLUTION = 10
+# CRS of the output grid for several products, e.g. "EPSG:32631"; None: the
+# product's own (one product) or the UTM zone of the AOI's centre (several).
+TARGET_CRS = None
+# Write scene.tif in one radiometric convention whatever the processing
+# baseline: int16, DN = 10000 x reflectance (the pre-04.00 convention, which
+# BigEarthNet uses), nodata -32768, negative reflectance kept. The offsets come
+# from MTD_MSIL2A.xml / MTD_MSIL1C.xml or the STAC item. False: stored values.
+HARMONIZE = True
+# DN offset of a folder of band files without product metadata (e.g. -1000 for
+# baseline 04.00 and later); None: no offset (logged).
+SCENE_OFFSET = None
+# Cloud, shadow and snow mask: True (the product's own: L2A SCL, L1C
+# MSK_CLASSI_B00.jp2 or MSK_CLOUDS_B00.gml), False (none), or "s2cloudless"
+# (computed from the L1C bands; optional extra: pip install s2cloudless).
+MASK_CLOUDS = True
+# SCL classes masked: 0 no data, 1 saturated/defective, 3 cloud shadow,
+# 8 and 9 cloud (medium, high probability), 10 thin cirrus, 11 snow.
+MASK_SCL_CLASSES = [0, 1, 3, 8, 9, 10, 11]
+# s2cloudless: cloud probability threshold (0..1) and dilation of the mask (m).
+CLOUD_THRESHOLD = 0.4
+CLOUD_DILATION_M = 120
+# Largest masked share (0..1) of the AOI's pixels; a cloudier AOI is refused.
+MAX_CLOUD_SHARE = 0.5
 # Area of interest: (west, south, east, north) in degrees lon/lat (EPSG:4326),
 # a path to a vector file (any CRS; the union of its polygons is used), or None
 # for the whole scene. The study's AOI is STUDY_AOI; the demo uses a part of it.
 STUDY_AOI = (-2.29, 51.51, -1.71, 51.61)
 AOI = (-1.90, 51.535, -1.76, 51.59)
-# Ground truth: a raster (CLC grid codes 1..44 or three-digit CLC codes, any
-# CRS) or a vector file (polygons with a class attribute holding CLC codes,
-# CLC names, or any other class names such as OpenStreetMap's "fclass").
+# Ground truth: a raster (CORINE, WorldCover, CLC+ Backbone ..., any CRS), a
+# vector file of polygons with a class attribute (CORINE, OpenStreetMap
+# "fclass", field polygons), or of labelled points (each point is a sample).
 LABELS_PATH = ROOT / "data" / "demo" / "clc" / "U2018_CLC2018_V2020_20u1.gpkg"
 # Vector ground truth only: the attribute with the class (matched ignoring case)
 # and the layer to read (None: the file's first layer).
 LABEL_ATTRIBUTE = "Code_18"
 LABEL_LAYER = None
-# How label values are read: "clc" (CLC grid codes 1..44, three-digit CLC
-# codes or CLC names; any other value is an error naming it) or "names"
-# (every distinct value is a class of its own, e.g. OpenStreetMap "fclass").
-LABEL_VOCAB = "clc"
-# Least share (0..1) of the AOI's valid pixels that must carry a label.
-MIN_LABEL_COVERAGE = 0.5
+# How label values are read: "clc" (CLC grid codes 1..44 with 48/49/50/255/
+# -128 as no label, three-digit CLC codes with 999 as no label, or CLC names),
+# "worldcover" (ESA WorldCover 10..100), "clcplus" (CLC+ Backbone 1..11,
+# 253-255 no label), "names" (every distinct value is a class of its own, e.g.
+# OpenStreetMap "fclass"), or "auto" (recognised by the file name, the
+# attribute or the embedded legend, never by the value range; logged).
+LABEL_VOCAB = "auto"
+# Least share (0..1) of the AOI's valid pixels that must carry a label. Sparse
+# references (OpenStreetMap, field polygons) cover part of the AOI by nature;
+# this refuses only a file that does not belong to the AOI.
+MIN_LABEL_COVERAGE = 0.01
 
 # ------------------------------------------------------------- demo data ----
 # Folder of the generated demo product and ground truth (git-ignored; it is
@@ -155,6 +185,9 @@ BIGEARTH_PATH = ROOT / "data" / "demo" / "bigearthnet"
 # beside BIGEARTH_PATH). v2 uses the flags in metadata.parquet.
 BIGEARTH_CLOUD_LIST = None
 BIGEARTH_SNOW_LIST = None
+# DN offset added to the archive's values to reach the scene's convention
+# (BigEarthNet v1 and v2 are stored as 10000 x reflectance: 0).
+BIGEARTH_OFFSET = 0
 # Output folder of read_bigearth.py (shards and manifest).
 BIGEARTH_DIR = ROOT / "data" / "bigearth"
 # Classes kept: "scene" (the AOI ground truth's classes, from PREP_DIR),

@@ -53,7 +53,7 @@ def check_config() -> None:
 def run() -> None:
     check_config()
     prep, reports, models_dir = Path(config.PREP_DIR), Path(config.REPORTS_DIR) / "patches", Path(config.MODELS_DIR)
-    scene, _ = rasters.read_geotiff(prep / "scene.tif")
+    scene, _, _ = rasters.read_scene_filled(prep / "scene.tif")  # windows near nodata see their neighbourhood
     band_names = rasters.band_names(prep / "scene.tif")
     points, _ = sampling.drop_rare_classes(sampling.read_points(prep / f"points.{config.POINTS_FORMAT}"),
                                            config.PATCH_MIN_SAMPLES)

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 import config
-from landcover import aoi, cli, demo, labels, plots, rasters, sampling, segmentation
+from landcover import aoi, cli, demo, labels, mosaic, plots, products, rasters, sampling, segmentation
 
 log = logging.getLogger("scene_prep")
 
@@ -54,6 +54,17 @@ def check_config() -> None:
         raise ValueError(f"PATCH_SIZE={config.PATCH_SIZE}: expected an odd number of pixels")
     if not 0 <= config.MIN_LABEL_COVERAGE <= 1:
         raise ValueError(f"MIN_LABEL_COVERAGE={config.MIN_LABEL_COVERAGE}: expected a share between 0 and 1")
+    if not 0 <= config.MAX_CLOUD_SHARE <= 1:
+        raise ValueError(f"MAX_CLOUD_SHARE={config.MAX_CLOUD_SHARE}: expected a share between 0 and 1")
+    if config.MASK_CLOUDS not in (True, False, "s2cloudless"):
+        raise ValueError(f"MASK_CLOUDS={config.MASK_CLOUDS!r}: expected True, False or 's2cloudless'")
+    if not set(config.MASK_SCL_CLASSES) <= set(range(12)):
+        raise ValueError(f"MASK_SCL_CLASSES={config.MASK_SCL_CLASSES}: SCL classes are 0..11")
+    if not 0 < config.CLOUD_THRESHOLD < 1 or config.CLOUD_DILATION_M < 0:
+        raise ValueError(f"CLOUD_THRESHOLD={config.CLOUD_THRESHOLD} (0..1), CLOUD_DILATION_M="
+                         f"{config.CLOUD_DILATION_M} (metres, >= 0)")
+    if config.LABEL_VOCAB not in labels.VOCABS:
+        raise ValueError(f"LABEL_VOCAB={config.LABEL_VOCAB!r}: expected one of {labels.VOCABS}")
     lo, hi = config.STRETCH_PERCENTILES
     if not 0 <= lo < hi <= 100:
         raise ValueError(f"STRETCH_PERCENTILES={config.STRETCH_PERCENTILES}: expected 0 <= low < high <= 100")
@@ -61,51 +72,70 @@ def check_config() -> None:
         segmentation.settings_from(config)
 
 
+def scene_paths() -> list:
+    """``SCENE_PATH`` as a list of products (paths, or URLs of STAC items)."""
+    return list(config.SCENE_PATH) if isinstance(config.SCENE_PATH, (list, tuple)) else [config.SCENE_PATH]
+
+
 def run() -> None:
     check_config()
-    demo.ensure_demo(config.DEMO_DIR, [config.SCENE_PATH, config.LABELS_PATH], config.SEED, config.DEMO_EXTENT)
+    demo.ensure_demo(config.DEMO_DIR, [*scene_paths(), config.LABELS_PATH], config.SEED, config.DEMO_EXTENT)
     out = Path(config.PREP_DIR)
 
-    # 1. bands -> one array cropped to the AOI
-    band_files = rasters.find_band_files(config.SCENE_PATH, config.BANDS, config.RESOLUTION)
-    for band, path in band_files.items():
-        log.info("band %s: %s", band, path)
-    grid = rasters.scene_grid(band_files, config.RESOLUTION)
-    aoi_geom = aoi.aoi_geometry(config.AOI, grid.crs)
-    window = rasters.aoi_window(grid, aoi_geom)
-    scene, profile = rasters.read_scene(band_files, grid, window, aoi_geom)
-    crop = rasters.Grid(grid.crs, profile["transform"], profile["width"], profile["height"])
+    # 1. products -> one harmonised, cloud-masked array on the AOI's grid
+    prods = products.open_products(config.SCENE_PATH, config.BANDS, config.RESOLUTION, config.SCENE_OFFSET)
+    for product in prods:
+        log.info("product %s (%s, baseline %s, offsets %s, mask %s)", product.name, product.meta.level,
+                 product.meta.baseline, sorted(set(product.meta.offsets.values())) or "none",
+                 product.mask[0] if product.mask else "none")
+        for band, path in product.bands.items():
+            log.info("band %s: %s", band, path)
+    crop, aoi_geom = mosaic.target_grid(prods, config.AOI, config.RESOLUTION, config.TARGET_CRS)
+    scene, profile, radiometry = mosaic.read_mosaic(
+        prods, crop, aoi_geom, harmonize=config.HARMONIZE, mask_mode=config.MASK_CLOUDS,
+        scl_classes=config.MASK_SCL_CLASSES, cloud_threshold=config.CLOUD_THRESHOLD,
+        cloud_dilation_m=config.CLOUD_DILATION_M)
+    if radiometry["masked_total"] > config.MAX_CLOUD_SHARE:
+        raise ValueError(f"{', '.join(p.name for p in prods)}: {radiometry['masked_total']:.0%} of the AOI is masked "
+                         f"(clouds, shadows, snow: {radiometry['masked_share']}), more than MAX_CLOUD_SHARE="
+                         f"{config.MAX_CLOUD_SHARE:.0%}; choose a clearer product or add one to SCENE_PATH")
     valid = sampling.valid_mask(scene, profile["nodata"])
     log.info("scene crop: %dx%d pixels, %d valid", crop.width, crop.height, valid.sum())
 
     # 2. ground truth on the crop's grid; labels only where the scene has data
-    truth, classes = labels.labels_on_grid(
+    reference = labels.read_reference(
         config.LABELS_PATH, crop, config.LABEL_VOCAB, config.LABEL_ATTRIBUTE, config.LABEL_LAYER)
-    labels.check_coverage(config.LABELS_PATH, truth, valid, config.MIN_LABEL_COVERAGE)
+    truth, classes = reference.labels, reference.classes
+    labels.check_coverage(config.LABELS_PATH, truth, valid, config.MIN_LABEL_COVERAGE, reference.points)
     truth[~valid] = 0
     codes, counts = np.unique(truth[truth > 0], return_counts=True)
     classes = [c for c in classes if c.code in set(codes.tolist())]
 
-    # 3. points (and optionally patches)
+    # 3. points (and optionally patches); a reference of labelled points is the sample itself
     rng = np.random.default_rng(config.SEED)
-    rows, cols = sampling.sample_pixels(truth, valid, config.N_POINTS, rng)
-    table = sampling.points_table(scene, truth, rows, cols, crop.transform, list(band_files), classes)
+    names = list(config.BANDS)
+    if reference.points:
+        rows, cols = sampling.all_labelled_pixels(truth, valid, rng)
+        log.info("the reference is labelled points: all %d of them on valid pixels are the sample (N_POINTS "
+                 "not used)", rows.size)
+    else:
+        rows, cols = sampling.sample_pixels(truth, valid, config.N_POINTS, rng)
+    table = sampling.points_table(scene, truth, rows, cols, crop.transform, names, classes)
     patches = sampling.cut_patches(scene, rows, cols, config.PATCH_SIZE) if config.SAVE_PATCHES else None
     if config.SEGMENT:  # the segmentation stage, run here as the study did
         seg = segmentation.settings_from(config)
-        ids, stats, types = segmentation.segment_scene(scene, valid, list(band_files), **seg)
+        ids, stats, types = segmentation.segment_scene(scene, valid, names, **seg)
         table = segmentation.add_segment_columns(table, ids, types)
 
     # 4. renders
     pct = tuple(config.STRETCH_PERCENTILES)
-    names = list(band_files)
     truecolor = plots.composite(scene, names, ("B04", "B03", "B02"), valid, pct)
     falsecolor = plots.composite(scene, names, ("B08", "B04", "B03"), valid, pct) if "B08" in names else None
 
     # 5. outputs, each written to a temporary name and renamed
-    rasters.write_geotiff(out / "scene.tif", scene, profile, descriptions=names)
+    rasters.write_geotiff(out / "scene.tif", scene, profile, descriptions=names, tags=mosaic.tags(radiometry))
     if aoi_geom is not None:
-        aoi.write_aoi_geojson(aoi_geom, grid.crs, out / "aoi.geojson")
+        aoi.write_aoi_geojson(aoi_geom, crop.crs, out / "aoi.geojson")
     plots.save_png(out / "truecolor.png", truecolor)
     if falsecolor is not None:
         plots.save_png(out / "falsecolor.png", falsecolor)
@@ -117,14 +147,15 @@ def run() -> None:
     if patches is not None:
         sampling.write_patches(out / f"patches_{config.PATCH_SIZE}.npz", patches, table["label"].to_numpy())
     plots.ground_truth_figure(out / "ground_truth.png", truecolor, truth, classes,
-                              title=f"{Path(config.SCENE_PATH).name} - {crop.width}x{crop.height} px")
+                              title=f"{' + '.join(p.name for p in prods)} - {crop.width}x{crop.height} px")
     if config.SEGMENT:
         segmentation.write_outputs(config.SEG_DIR, ids, stats, types, profile, truecolor, len(seg["percentiles"]) + 1)
-    cli.save_config(out, "scene_prep")
+    cli.save_config(out, "scene_prep", extra={"radiometry": radiometry, "reference": reference.describe()})
 
 
 # What the outputs depend on: an unchanged re-run reuses them (--force redoes it).
-CONFIG_KEYS = ("SCENE_PATH", "BANDS", "RESOLUTION", "AOI", "LABELS_PATH", "LABEL_ATTRIBUTE", "LABEL_LAYER",
+CONFIG_KEYS = ("SCENE_PATH", "BANDS", "RESOLUTION", "TARGET_CRS", "HARMONIZE", "SCENE_OFFSET", "MASK_CLOUDS",
+               "MASK_SCL_CLASSES", "CLOUD_THRESHOLD", "CLOUD_DILATION_M", "MAX_CLOUD_SHARE", "AOI", "LABELS_PATH", "LABEL_ATTRIBUTE", "LABEL_LAYER",
                "LABEL_VOCAB", "MIN_LABEL_COVERAGE", "N_POINTS", "POINTS_FORMAT", "SAVE_PATCHES", "PATCH_SIZE",
                "SEGMENT", "SEG_DIR", "SEG_SCALE", "SEG_SIGMA", "SEG_MIN_SIZE", "SEG_INPUT", "SEG_TYPE_BAND",
                "SEG_PERCENTILES", "SEG_MAX_MEMORY_GB", "STRETCH_PERCENTILES", "SEED", "PREP_DIR", "DEMO_DIR",
@@ -133,7 +164,8 @@ CONFIG_KEYS = ("SCENE_PATH", "BANDS", "RESOLUTION", "AOI", "LABELS_PATH", "LABEL
 
 def inputs() -> list[Path]:
     aoi_file = [Path(config.AOI)] if isinstance(config.AOI, (str, Path)) else []
-    return [Path(config.SCENE_PATH), Path(config.LABELS_PATH), *aoi_file]
+    local = [Path(p) for p in scene_paths() if "://" not in str(p)]
+    return [*local, Path(config.LABELS_PATH), *aoi_file]
 
 
 def main(argv: list[str] | None = None) -> int:

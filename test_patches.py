@@ -58,7 +58,7 @@ def run() -> None:
     path = chosen_model()
     prep = Path(config.PREP_DIR)
     model, meta = models.load_model(path)
-    scene, profile = rasters.read_geotiff(prep / "scene.tif")
+    scene, profile, valid = rasters.read_scene_filled(prep / "scene.tif")  # nodata filled for the windows
     names = rasters.band_names(prep / "scene.tif")
     truth = rasters.read_geotiff(prep / "labels.tif")[0][0]
     scene_classes = labels.read_classes(prep / "classes.json")
@@ -66,7 +66,6 @@ def run() -> None:
     classes = legend.classes_from_json(meta["classes"])
     codes = np.array([c.code for c in classes])
     p = meta["patch_size"]
-    valid = sampling.valid_mask(scene, profile["nodata"])
 
     # predict tile by tile; keep only the class and confidence maps (the probabilities go to disk if asked)
     out = Path(config.PREDICT_DIR) / path.stem

@@ -73,7 +73,7 @@ def run() -> None:
         "label_policy": manifest["policy"], "split": "bigearth", "scores": {"bigearth_test": be.test_scores}})
 
     # 2. transfer to the AOI, on the best patch CNN's held-out points
-    scene, _ = rasters.read_geotiff(prep / "scene.tif")
+    scene, _, _ = rasters.read_scene_filled(prep / "scene.tif")  # windows near nodata see their neighbourhood
     points = sampling.read_points(prep / f"points.{config.POINTS_FORMAT}")
     side = sampling.model_sides(points, best_path)
     if side is None:

@@ -30,8 +30,13 @@ log = logging.getLogger(__name__)
 INPUT_ERRORS = (FileNotFoundError, ValueError, rasterio.errors.RasterioError)
 
 # Keys whose value may take another type than the default's. Where Path is
-# allowed and str is not, a string is a path and becomes a Path.
+# allowed, a string is a path and becomes a Path, except a URL where str is
+# allowed too (a STAC item's address).
 _ALTERNATIVE_TYPES: dict[str, tuple[type, ...]] = {
+    "SCENE_PATH": (Path, str, list, tuple),
+    "TARGET_CRS": (str, type(None)),
+    "SCENE_OFFSET": (int, float, type(None)),
+    "MASK_CLOUDS": (bool, str),
     "AOI": (tuple, list, Path, type(None)),
     "LABEL_LAYER": (str, int, type(None)),
     "CNN_TRAIN_SIZE": (int, type(None)),
@@ -68,7 +73,7 @@ def check_type(key: str, value: Any, default: Any) -> Any:
     """Return ``value`` converted to the type of ``default``, or raise ValueError."""
     allowed = _ALTERNATIVE_TYPES.get(key)
     if allowed is not None:
-        if Path in allowed and str not in allowed and isinstance(value, str):
+        if Path in allowed and isinstance(value, str) and (str not in allowed or "://" not in value):
             return Path(value)
         if not isinstance(value, allowed):
             raise ValueError(f"{key}={value!r}: expected one of {[t.__name__ for t in allowed]}")
@@ -147,13 +152,17 @@ def effective_config(cfg: ModuleType = config) -> dict[str, Any]:
     return {k: plain(getattr(cfg, k)) for k in config_keys(cfg) if k != "PRESETS"}
 
 
-def save_config(folder: Path, stage: str) -> Path:
-    """Write the effective configuration of ``stage`` to ``folder/<stage>_config.json``."""
+def save_config(folder: Path, stage: str, extra: dict | None = None) -> Path:
+    """Write the effective configuration of ``stage`` to ``folder/<stage>_config.json``.
+
+    ``extra`` adds what the stage found out (e.g. the products' radiometry and
+    the masked shares) under its own keys, in lower case beside the settings.
+    """
     from landcover.files import atomic_write
 
     path = Path(folder) / f"{stage}_config.json"
     with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(effective_config(), indent=2))
+        tmp.write_text(json.dumps({**effective_config(), **(extra or {})}, indent=2, default=str))
     log.info("wrote %s", path)
     return path
 

@@ -52,7 +52,17 @@ CRS_LAEA = CRS.from_epsg(3035)
 TILE = "T30UWC"
 TILE_ORIGIN = (499980.0, 5800020.0)  # upper-left corner of tile T30UWC
 SENSING = "20180704T110621"
-PRODUCT = f"S2A_MSIL2A_{SENSING}_N0206_R137_{TILE}_20180704T121312.SAFE"
+# A 2018 acquisition as the Copernicus archive now serves it: reprocessed as
+# Collection 1 at processing baseline 05.00, so its DNs carry the -1000 offset.
+BASELINE = "05.00"
+PRODUCT = f"S2A_MSIL2A_{SENSING}_N0500_R137_{TILE}_20230424T081431.SAFE"
+BOA_OFFSET = -1000
+# A small cumulus with its shadow (lon/lat of its centre, radius in pixels at 10 m),
+# so that the default run exercises the cloud mask. The shadow falls north-north-west
+# (sun in the south-south-east at 11:06 UTC in July, cloud about 600 m up).
+CLOUD_CENTRE = (-1.792, 51.552)
+CLOUD_RADIUS_PX = 25
+SHADOW_SHIFT_PX = (-33, -10)  # rows, cols
 GRANULE = f"L2A_{TILE}_A015855_{SENSING}"
 CLC_NAME = "U2018_CLC2018_V2020_20u1"
 CLC_NODATA = -128
@@ -119,7 +129,8 @@ def demo_complete(out_dir: Path) -> bool:
     """True when every file of the demo data exists under ``out_dir``."""
     p = demo_paths(out_dir)
     return p.truth.exists() and p.clc_raster.exists() and p.clc_vector.exists() and \
-        len(list(p.product.rglob("*.jp2"))) == len(BANDS_10M) + len(BANDS_20M)
+        (p.product / "MTD_MSIL2A.xml").exists() and \
+        len(list(p.product.rglob("*.jp2"))) == len(BANDS_10M) + len(BANDS_20M) + 1  # + the SCL
 
 
 def demo_grid(extent: tuple[float, float, float, float]) -> tuple[Affine, int, int]:
@@ -363,7 +374,8 @@ def reflectance(rng: np.random.Generator, truth: np.ndarray, parts: dict) -> np.
 
 
 def _to_dn(refl: np.ndarray, nodata: np.ndarray) -> np.ndarray:
-    dn = np.clip(np.rint(refl * 10000), 1, 65535).astype(np.uint16)
+    """Reflectance to the product's DN (baseline 04.00+: 10000 x reflectance - BOA_OFFSET; 0 = nodata)."""
+    dn = np.clip(np.rint(refl * 10000) - BOA_OFFSET, 1, 65535).astype(np.uint16)
     dn[..., nodata] = 0
     return dn
 
@@ -371,9 +383,64 @@ def _to_dn(refl: np.ndarray, nodata: np.ndarray) -> np.ndarray:
 def _write_jp2(path: Path, band: np.ndarray, transform_: Affine) -> None:
     with atomic_write(path) as tmp:
         with rasterio.open(tmp, "w", driver="JP2OpenJPEG", width=band.shape[1], height=band.shape[0],
-                           count=1, dtype="uint16", crs=CRS_UTM, transform=transform_, nodata=0,
+                           count=1, dtype=band.dtype.name, crs=CRS_UTM, transform=transform_, nodata=0,
                            QUALITY=100, REVERSIBLE="YES", RESOLUTIONS=1) as dst:
             dst.write(band, 1)
+
+
+def cloud_and_shadow(transform_: Affine, shape: tuple[int, int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cloud opacity and shadow strength (each (rows, cols) float32, 0..1) of the demo's cumulus."""
+    rng = np.random.default_rng(seed + 11)  # its own stream: the landscape's draws stay as they were
+    cx, cy = transform(CRS.from_epsg(4326), CRS_UTM, [CLOUD_CENTRE[0]], [CLOUD_CENTRE[1]])
+    row, col = rasterio.transform.rowcol(transform_, cx[0], cy[0], op=float)
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    lumpy = 1 + 0.25 * smooth_noise(rng, shape, 12)
+    alpha = np.clip(1.4 - np.hypot(yy - row, xx - col) * lumpy / CLOUD_RADIUS_PX, 0, 1)
+    dr, dc = SHADOW_SHIFT_PX
+    shadow = np.clip(1.4 - np.hypot(yy - row - dr, xx - col - dc) * lumpy / CLOUD_RADIUS_PX, 0, 1) * (1 - alpha)
+    return alpha, shadow
+
+
+def scene_classification(truth: np.ndarray, alpha: np.ndarray, shadow: np.ndarray,
+                         nodata: np.ndarray) -> np.ndarray:
+    """A Sen2Cor-like SCL at the arrays' resolution: 4 vegetation, 5 not vegetated, 6 water,
+    8/9 cloud (medium/high probability), 3 cloud shadow, 0 no data. Thin cloud edges stay unflagged,
+    as Sen2Cor misses them too."""
+    scl = np.full(truth.shape, 4, np.uint8)
+    scl[np.isin(truth, [111, 112, 121, 122, 124, 131, 132, 133])] = 5
+    scl[truth == 512] = 6
+    scl[shadow > 0.25] = 3
+    scl[alpha > 0.2] = 8
+    scl[alpha > 0.6] = 9
+    scl[nodata] = 0
+    return scl
+
+
+def write_metadata(path: Path) -> None:
+    """An ``MTD_MSIL2A.xml`` with the parts a real one has for radiometry (baseline, quantification,
+    per-band offsets by 0-based band_id, Spectral_Information), in the PSD-14 namespace."""
+    import xml.etree.ElementTree as ET
+
+    ns = "https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-2A.xsd"
+    ET.register_namespace("n1", ns)
+    root = ET.Element(f"{{{ns}}}Level-2A_User_Product")
+    info = ET.SubElement(ET.SubElement(root, "General_Info"), "Product_Info")
+    for tag, text in (("PRODUCT_URI", PRODUCT), ("PROCESSING_LEVEL", "Level-2A"), ("PRODUCT_TYPE", "S2MSI2A"),
+                      ("PROCESSING_BASELINE", BASELINE), ("GENERATION_TIME", "2023-04-24T08:14:31.000000Z")):
+        ET.SubElement(info, tag).text = text
+    chars = ET.SubElement(root[0], "Product_Image_Characteristics")
+    quant = ET.SubElement(chars, "QUANTIFICATION_VALUES_LIST")
+    ET.SubElement(quant, "BOA_QUANTIFICATION_VALUE", unit="none").text = "10000"
+    offsets = ET.SubElement(chars, "BOA_ADD_OFFSET_VALUES_LIST")
+    physical = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"]
+    for i in range(len(physical)):
+        ET.SubElement(offsets, "BOA_ADD_OFFSET", band_id=str(i)).text = str(BOA_OFFSET)
+    spectral = ET.SubElement(chars, "Spectral_Information_List")
+    for i, name in enumerate(physical):
+        ET.SubElement(spectral, "Spectral_Information", bandId=str(i), physicalBand=name)
+    ET.indent(root)
+    with atomic_write(path) as tmp:
+        ET.ElementTree(root).write(tmp, encoding="UTF-8", xml_declaration=True)
 
 
 def generalise(truth: np.ndarray, transform_: Affine, crs: CRS, dst_crs: CRS | None = None) -> tuple[np.ndarray, Affine]:
@@ -446,7 +513,11 @@ def write_demo(out_dir: Path, seed: int, extent: tuple[float, float, float, floa
     refl = reflectance(rng, truth, parts)
     rows, cols = np.mgrid[0:height, 0:width]
     swath_edge = (width - cols) + 0.5 * rows < 0.15 * width  # no data beyond the orbit's swath
+    alpha, shadow = cloud_and_shadow(transform_, (height, width), seed)
+    refl *= 1 - 0.65 * shadow[np.newaxis]
+    refl = refl * (1 - alpha) + np.asarray(CLOUD, np.float32)[:, None, None] * alpha
     img = paths.product / "GRANULE" / GRANULE / "IMG_DATA"
+    write_metadata(paths.product / "MTD_MSIL2A.xml")
     for band in tqdm(BANDS_10M, desc="demo: 10 m bands", unit="band", disable=None):
         _write_jp2(img / "R10m" / f"{TILE}_{SENSING}_{band}_10m.jp2",
                    _to_dn(refl[ALL_BANDS.index(band)], swath_edge), transform_)
@@ -455,6 +526,8 @@ def write_demo(out_dir: Path, seed: int, extent: tuple[float, float, float, floa
     for band in tqdm(BANDS_20M, desc="demo: 20 m bands", unit="band", disable=None):
         coarse = refl[ALL_BANDS.index(band)].reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
         _write_jp2(img / "R20m" / f"{TILE}_{SENSING}_{band}_20m.jp2", _to_dn(coarse, edge20), t20)
+    scl = scene_classification(truth[::2, ::2], alpha[::2, ::2], shadow[::2, ::2], edge20)
+    _write_jp2(img / "R20m" / f"{TILE}_{SENSING}_SCL_20m.jp2", scl, t20)
     with atomic_write(paths.truth) as tmp:
         with rasterio.open(tmp, "w", driver="GTiff", width=width, height=height, count=1, dtype="uint16",
                            crs=CRS_UTM, transform=transform_, nodata=0, compress="deflate") as dst:

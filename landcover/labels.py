@@ -1,151 +1,306 @@
-"""Ground truth on the scene's grid: a CLC raster or a polygon layer, any CRS.
+"""Ground truth on the scene's grid: a raster, a polygon layer or labelled points, any CRS.
 
-Label rasters are (rows, cols) uint16 holding class codes (three-digit CLC
-codes, or 1..N for a vocabulary of class names), 0 where there is no label.
+Vocabularies: CORINE (EEA grid codes 1..44 or three-digit CLC codes), ESA
+WorldCover 10 m (10..100), CLC+ Backbone 10 m (1..11), or class names of any
+other source (OpenStreetMap, field surveys). Label rasters are (rows, cols)
+uint16 holding class codes (CLC codes, WorldCover or CLC+ codes, or 1..N for
+a vocabulary of names), 0 where there is no label.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pyogrio
+import rasterio.transform
 from rasterio.enums import Resampling
 from rasterio.features import rasterize
-from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
+from shapely.geometry import box
 
 from landcover import legend
 from landcover.files import atomic_write
 from landcover.legend import ClassInfo
-from landcover.rasters import Grid, open_raster
+from landcover.rasters import Grid, open_raster, read_on_grid
 
 log = logging.getLogger(__name__)
 
 VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".fgb", ".gml", ".kml", ".sqlite"}
 
 
+VOCABS = ("auto", "clc", "worldcover", "clcplus", "names")
+POINT_TYPES = ("Point", "MultiPoint")
+# Column names of longitude / latitude in a CSV of points (LUCAS uses TH_LONG / TH_LAT).
+_LON = ("lon", "long", "longitude", "x", "th_long", "gps_long")
+_LAT = ("lat", "latitude", "y", "th_lat", "gps_lat")
+
+
+@dataclass
+class Reference:
+    """A ground truth on the scene's grid.
+
+    Attributes:
+        labels: (rows, cols) uint16 class codes, 0 = no label.
+        classes: the classes the labels use, sorted by code.
+        vocab: the vocabulary used (``"clc"``, ``"worldcover"``, ``"clcplus"``, ``"names"``).
+        points: True for labelled points (each point is a sample), False for a wall-to-wall map.
+    """
+
+    labels: np.ndarray
+    classes: list[ClassInfo]
+    vocab: str
+    points: bool = False
+
+    def describe(self) -> dict:
+        return {"vocab": self.vocab, "points": self.points, "classes": len(self.classes)}
+
+
 def labels_on_grid(
     path: Path, grid: Grid, vocab: str = "clc", attribute: str | None = None, layer: str | int | None = None,
 ) -> tuple[np.ndarray, list[ClassInfo]]:
+    """``(labels, classes)`` of :func:`read_reference`."""
+    ref = read_reference(path, grid, vocab, attribute, layer)
+    return ref.labels, ref.classes
+
+
+def read_reference(
+    path: Path, grid: Grid, vocab: str = "auto", attribute: str | None = None, layer: str | int | None = None,
+) -> Reference:
     """Put a ground-truth file on ``grid``.
 
     A raster is reprojected with nearest-neighbour resampling (only the part
-    under the grid is read); a vector layer is reprojected and rasterised
-    (a pixel takes the class of the polygon holding its centre).
+    under the grid is read); a polygon layer is reprojected and rasterised (a
+    pixel takes the class of the polygon holding its centre); labelled points
+    (a point layer, or a CSV with lon/lat columns) each label the pixel they
+    fall in.
 
     Args:
-        path: raster (GeoTIFF ...) or vector file (GeoPackage, Shapefile, GeoJSON ...).
+        path: raster (GeoTIFF ...), vector file (GeoPackage, Shapefile,
+            GeoJSON ...) or CSV of points.
         grid: the target grid (the cropped scene's).
-        vocab: ``"clc"`` (CLC grid codes, CLC codes or CLC names; others are an
-            error) or ``"names"`` (each distinct value is a class).
+        vocab: one of :data:`VOCABS`; ``"auto"`` recognises the file by its
+            name, attribute or embedded colour table (never by its values).
         attribute: vector only; the class column (matched ignoring case).
         layer: vector only; the layer (None: the first).
-
-    Returns:
-        ``(labels, classes)``: labels is (rows, cols) uint16, 0 = no label;
-        classes lists every class the labels use, sorted by code.
 
     Raises:
         FileNotFoundError: the file is missing.
         ValueError: unreadable file, missing attribute, unknown class values,
-            or a file that does not overlap the grid.
+            a vocabulary that cannot be recognised, or a file that does not
+            overlap the grid.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"LABELS_PATH {path} does not exist")
-    if vocab not in ("clc", "names"):
-        raise ValueError(f"LABEL_VOCAB={vocab!r}: expected 'clc' or 'names'")
+    if vocab not in VOCABS:
+        raise ValueError(f"LABEL_VOCAB={vocab!r}: expected one of {VOCABS}")
+    if path.suffix.lower() == ".csv":
+        return _point_labels(path, grid, vocab, attribute, _csv_points(path))
     if path.suffix.lower() in VECTOR_SUFFIXES:
         return _vector_labels(path, grid, vocab, attribute, layer)
     return _raster_labels(path, grid, vocab)
 
 
-def _raster_labels(path: Path, grid: Grid, vocab: str) -> tuple[np.ndarray, list[ClassInfo]]:
+def detect_vocab(path: Path, attribute: str | None = None, colormap: dict | None = None) -> str:
+    """The vocabulary of a label file from its name, class attribute or colour table; logged.
+
+    Raises:
+        ValueError: nothing identifies it (value ranges are never used: WorldCover's
+            10..40 are also CLC grid codes).
+    """
+    name = path.name.lower()
+    checks = [
+        ("worldcover" in name, "worldcover", "the file name says WorldCover"),
+        (any(k in name for k in ("clcplus", "clc_plus", "clc+", "clmsclcplus")), "clcplus",
+         "the file name says CLC+ Backbone"),
+        (bool(re.search(r"(^|[^a-z])(clc|corine)", name)), "clc", "the file name says CORINE (CLC)"),
+        (attribute is not None and bool(re.fullmatch(r"code_\d\d", attribute.lower())), "clc",
+         f"the attribute {attribute} is CORINE's"),
+        (bool(colormap) and all(colormap.get(c.code, (0, 0, 0))[:3] == c.rgb for c in legend.WORLDCOVER_CLASSES[:5]),
+         "worldcover", "its colour table is WorldCover's"),
+    ]
+    for hit, vocab, why in checks:
+        if hit:
+            log.info("LABEL_VOCAB=auto: %s read as %s (%s)", path, vocab, why)
+            return vocab
+    raise ValueError(f"{path}: LABEL_VOCAB='auto' cannot tell the vocabulary from the file name, attribute or "
+                     f"legend; set LABEL_VOCAB to one of {VOCABS[1:]}")
+
+
+def _vat_colours(path: Path) -> dict[int, tuple[int, int, int]]:
+    """Value -> RGB from an ESRI ``<file>.vat.dbf`` beside a raster (EEA CORINE ships one), else {}."""
+    vat = path.with_name(path.name + ".vat.dbf")
+    if not vat.exists():
+        return {}
+    try:
+        frame = pyogrio.read_dataframe(vat, read_geometry=False)
+    except Exception as err:  # an unreadable side file: the legend's colours serve
+        log.warning("%s: not readable (%s); using the legend's colours", vat, err)
+        return {}
+    cols = {c.lower(): c for c in frame.columns}
+    names = [next((cols[k] for k in keys if k in cols), None) for keys in
+             (("value",), ("red", "r"), ("green", "g"), ("blue", "b"))]
+    if None in names:
+        return {}
+    rgb = frame[names].to_numpy()
+    scale = 255 if rgb[:, 1:].max() <= 1 else 1  # some tables store 0..1
+    return {int(v): (round(r * scale), round(g * scale), round(b * scale)) for v, r, g, b in rgb}
+
+
+def _raster_labels(path: Path, grid: Grid, vocab: str) -> Reference:
     with open_raster(path) as src:
         if src.crs is None:
             raise ValueError(f"{path}: the labels raster has no CRS")
         _check_overlap(path, transform_bounds(src.crs, grid.crs, *src.bounds), grid)
-        # outside the source (or where it has no nodata value) 0 marks "no label"
-        nodata = src.nodata if src.nodata is not None else 0
-        with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-                       resampling=Resampling.nearest, src_nodata=src.nodata, nodata=nodata) as vrt:
-            values = vrt.read(1)
-            valid = (values != nodata) & (vrt.read_masks(1) > 0)
-    present = np.unique(values[valid])
+        try:
+            cmap = src.colormap(1)
+        except ValueError:  # no colour table
+            cmap = None
+        src_nodata = src.nodata
+        dtype = src.dtypes[0]
+    if vocab == "auto":
+        vocab = detect_vocab(path, colormap=cmap)
+    # outside the source (or where it has no nodata value) 0 marks "no label"
+    fill = src_nodata if src_nodata is not None else 0
+    values = read_on_grid(path, grid, Resampling.nearest, src_nodata=src_nodata, dtype=dtype)
+    valid = values != fill
+    present = {int(v) for v in np.unique(values[valid])}
     if vocab == "names":
-        classes = legend.custom_classes([str(v) for v in present])
-        lut = {int(v): next(c.code for c in classes if c.name == str(v)) for v in present}
+        classes = legend.custom_classes([str(v) for v in sorted(present)])
+        lut = {v: next(c.code for c in classes if c.name == str(v)) for v in present}
         labels = np.zeros(values.shape, np.uint16)
         for v, code in lut.items():
             labels[valid & (values == v)] = code
-        return labels, classes
-    present_set = {int(v) for v in present}
-    if present_set <= set(range(1, 45)) | legend.CLC_GRID_NODATA:
-        log.info("%s holds CLC grid codes (1..44); mapping them to CLC codes", path)
-        labels = np.where(valid, legend.grid_code_to_clc(values), 0).astype(np.uint16)
-    elif present_set <= legend.CLC_CODES:
-        log.info("%s holds three-digit CLC codes", path)
-        labels = np.where(valid, values, 0).astype(np.uint16)
+        return Reference(labels, classes, vocab)
+    voc = legend.VOCABULARIES[vocab]
+    if vocab == "clc" and present <= set(range(1, 45)) | legend.CLC_GRID_NODATA:
+        log.info("%s holds CLC grid codes (1..44; 48, 49, 50, 255 and -128 are no label)", path)
+        colours = {int(legend.grid_code_to_clc(np.array(v))): rgb for v, rgb in _vat_colours(path).items()}
+        values = np.where(valid, legend.grid_code_to_clc(values), 0)
     else:
-        unknown = sorted(present_set - legend.CLC_CODES - set(range(1, 45)) - legend.CLC_GRID_NODATA)
-        raise ValueError(
-            f"{path}: unknown class codes {unknown[:10]} (neither CLC grid codes 1..44 nor CLC codes 111..523); "
-            "set LABEL_VOCAB='names' to use the values as classes of their own"
-        )
-    return labels, [legend.CLC_BY_CODE[c] for c in sorted(set(np.unique(labels).tolist()) - {0})]
+        colours = _vat_colours(path)
+        codes = set(voc.by_code())
+        unknown = sorted(present - codes - voc.no_label)
+        if unknown:
+            hint = "neither CLC grid codes 1..44 nor CLC codes 111..523" if vocab == "clc" else \
+                f"not {vocab} classes {sorted(codes)}"
+            raise ValueError(f"{path}: unknown class codes {unknown[:10]} ({hint}); set LABEL_VOCAB to the "
+                             "file's vocabulary, or 'names' to use the values as classes of their own")
+        if vocab == "clc":
+            log.info("%s holds three-digit CLC codes (999 is no label)", path)
+    keep = valid & np.isin(values, list(voc.by_code()))
+    labels = np.where(keep, values, 0).astype(np.uint16)
+    used = sorted(set(np.unique(labels).tolist()) - {0})
+    by_code = voc.by_code()
+    classes = [ClassInfo(c, by_code[c].name, colours.get(c, by_code[c].rgb)) for c in used]
+    if colours:
+        log.info("class colours from %s", path.with_name(path.name + ".vat.dbf"))
+    return Reference(labels, classes, vocab)
 
 
-def _vector_labels(path: Path, grid: Grid, vocab: str, attribute: str | None, layer) -> tuple[np.ndarray, list[ClassInfo]]:
+def _csv_points(path: Path) -> gpd.GeoDataFrame:
+    """A CSV of labelled points with lon/lat columns (EPSG:4326) as a point layer."""
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    cols = {c.lower(): c for c in frame.columns}
+    lon = next((cols[k] for k in _LON if k in cols), None)
+    lat = next((cols[k] for k in _LAT if k in cols), None)
+    if lon is None or lat is None:
+        raise ValueError(f"{path}: a CSV of labelled points needs longitude and latitude columns (one of {_LON} and "
+                         f"one of {_LAT}, in degrees); it has {list(frame.columns)}")
+    return gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame[lon], frame[lat]), crs="EPSG:4326")
+
+
+def _vector_labels(path: Path, grid: Grid, vocab: str, attribute: str | None, layer) -> Reference:
     try:
         info = pyogrio.read_info(path, layer=layer)
     except Exception as err:  # pyogrio raises DataSourceError and others
         raise ValueError(f"{path}: not a readable vector file (layer {layer!r}): {err}") from err
     if info["crs"] is None:
         raise ValueError(f"{path}: the labels layer has no CRS")
-    columns = list(info["fields"])
-    match = [c for c in columns if attribute is not None and c.lower() == attribute.lower()]
-    if not match:
-        raise ValueError(f"{path}: no attribute {attribute!r} (LABEL_ATTRIBUTE); the layer has {columns}")
-    column = match[0]
+    column = _match_attribute(path, list(info["fields"]), attribute)
     bbox = transform_bounds(grid.crs, info["crs"], *grid.bounds)
     frame = gpd.read_file(path, layer=layer, bbox=bbox, columns=[column])
+    if frame.geom_type.isin(POINT_TYPES).any():
+        return _point_labels(path, grid, vocab, column, frame)
     frame = frame[frame.geometry.notna() & frame.geom_type.isin(["Polygon", "MultiPolygon"])]
     if frame.empty:
         raise ValueError(f"{path}: no polygon overlaps the AOI; the ground truth does not cover the AOI")
     frame = frame.to_crs(grid.crs)
     raw = frame[column].astype(str).str.strip()
+    vocab = detect_vocab(path, attribute=column) if vocab == "auto" else vocab
     classes, code_of = _vector_vocabulary(path, raw.unique().tolist(), vocab)
     codes = raw.map(code_of).to_numpy()
     labels = rasterize(
         zip(frame.geometry, codes), out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint16",
     )
     used = set(np.unique(labels).tolist()) - {0}
-    return labels, [c for c in classes if c.code in used]
+    return Reference(labels, [c for c in classes if c.code in used], vocab)
+
+
+def _match_attribute(path: Path, columns: list[str], attribute: str | None) -> str:
+    match = [c for c in columns if attribute is not None and c.lower() == attribute.lower()]
+    if not match:
+        raise ValueError(f"{path}: no attribute {attribute!r} (LABEL_ATTRIBUTE); the layer has {columns}")
+    return match[0]
+
+
+def _point_labels(path: Path, grid: Grid, vocab: str, attribute: str | None, frame: gpd.GeoDataFrame) -> Reference:
+    """Labelled points: each labels the pixel it falls in (a later point in a pixel wins, counted)."""
+    column = _match_attribute(path, list(frame.columns), attribute)
+    frame = frame[frame.geometry.notna() & frame.geom_type.isin(POINT_TYPES)].to_crs(grid.crs)
+    frame = frame[frame.geometry.within(box(*grid.bounds))]
+    if frame.empty:
+        raise ValueError(f"{path}: no labelled point lies in the AOI; the ground truth does not cover the AOI")
+    raw = frame[column].astype(str).str.strip()
+    vocab = detect_vocab(path, attribute=column) if vocab == "auto" else vocab
+    classes, code_of = _vector_vocabulary(path, raw.unique().tolist(), vocab)
+    rows, cols = rasterio.transform.rowcol(grid.transform, frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy(),
+                                           op=np.floor)
+    rows, cols = np.asarray(rows, int), np.asarray(cols, int)
+    labels = np.zeros(grid.shape, np.uint16)
+    labels[rows, cols] = raw.map(code_of).to_numpy()
+    shared = len(rows) - len(set(zip(rows.tolist(), cols.tolist())))
+    if shared:
+        log.warning("%s: %d points share a pixel with another; the later point's label is kept", path, shared)
+    used = set(np.unique(labels).tolist()) - {0}
+    log.info("%s: %d labelled points in the AOI", path, len(rows))
+    return Reference(labels, [c for c in classes if c.code in used], vocab, points=True)
 
 
 def _vector_vocabulary(path: Path, values: list[str], vocab: str) -> tuple[list[ClassInfo], dict[str, int]]:
-    """Classes and value -> code for the distinct attribute values of a layer."""
+    """Classes and value -> code for the distinct attribute values of a layer (codes or names)."""
     if vocab == "names":
         classes = legend.custom_classes(values)
         return classes, {c.name: c.code for c in classes}
+    voc = legend.VOCABULARIES[vocab]
+    by_code = voc.by_code()
     code_of: dict[str, int] = {}
     unknown = []
     for v in values:
-        code = int(v) if v.isdigit() and int(v) in legend.CLC_CODES else legend.clc_code_for_name(v)
+        if v.lstrip("-").isdigit() and int(v) in by_code:
+            code = int(v)
+        elif vocab == "clc":
+            code = legend.clc_code_for_name(v)
+        else:
+            code = voc.code_for_name(v)
         if code is None:
             unknown.append(v)
         else:
             code_of[v] = code
     if unknown:
         raise ValueError(
-            f"{path}: unknown class values {sorted(unknown)[:10]} (not CLC codes or names); "
+            f"{path}: unknown class values {sorted(unknown)[:10]} (not {vocab} codes or names); "
             "set LABEL_VOCAB='names' to use them as classes of their own"
         )
-    return [legend.CLC_BY_CODE[c] for c in sorted(set(code_of.values()))], code_of
+    return [by_code[c] for c in sorted(set(code_of.values()))], code_of
 
 
 def _check_overlap(path: Path, bounds: tuple, grid: Grid) -> None:
@@ -155,17 +310,30 @@ def _check_overlap(path: Path, bounds: tuple, grid: Grid) -> None:
         raise ValueError(f"{path}: the ground truth does not cover the AOI (no overlap with the scene crop)")
 
 
-def check_coverage(path: Path, labels: np.ndarray, valid: np.ndarray, min_coverage: float) -> float:
+def check_coverage(path: Path, labels: np.ndarray, valid: np.ndarray, min_coverage: float,
+                   points: bool = False) -> float:
     """Share of valid scene pixels that carry a label; ValueError below ``min_coverage``.
+
+    Sparse references (OpenStreetMap, field polygons) cover part of the AOI by
+    nature, so the default minimum (``MIN_LABEL_COVERAGE``, 1 %) refuses only a
+    file that does not belong to the AOI. Labelled points need only one point
+    on a valid pixel.
 
     Args:
         labels: (rows, cols) label codes, 0 = none.
         valid: (rows, cols) bool, True where every band has data inside the AOI.
+        points: the reference is labelled points.
     """
     n_valid = int(valid.sum())
     if n_valid == 0:
         raise ValueError("the AOI holds no valid scene pixel (all nodata); check AOI and SCENE_PATH")
-    coverage = float(((labels > 0) & valid).sum()) / n_valid
+    labelled = int(((labels > 0) & valid).sum())
+    coverage = labelled / n_valid
+    if points:
+        if labelled == 0:
+            raise ValueError(f"{path}: no labelled point lies on a valid (unmasked) pixel of the AOI")
+        log.info("%d labelled points lie on valid pixels of the AOI", labelled)
+        return coverage
     if coverage < min_coverage:
         raise ValueError(
             f"{path}: the ground truth covers {coverage:.1%} of the AOI's valid pixels, less than "

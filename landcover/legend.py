@@ -80,7 +80,7 @@ CLC_CLASSES: tuple[ClassInfo, ...] = tuple(
 CLC_BY_CODE: dict[int, ClassInfo] = {c.code: c for c in CLC_CLASSES}
 CLC_CODES: frozenset[int] = frozenset(CLC_BY_CODE)
 # Grid codes of the EEA raster: 1..44 are classes, these are "no data".
-CLC_GRID_NODATA = frozenset({48, 49, 50, 128, 255})
+CLC_GRID_NODATA = frozenset({48, 49, 50, 128, 255, -128})
 
 # The 16 classes of the study's AOI near Swindon (used by the demo data).
 STUDY_CLASSES: tuple[int, ...] = (
@@ -203,3 +203,60 @@ _BEN19_BY_NAME = {normalise_name(k): v for k, v in BEN19_GROUPS.items()}
 def ben19_codes(name: str) -> tuple[int, ...] | None:
     """CLC codes grouped under a BigEarthNet-19 class name, else None."""
     return _BEN19_BY_NAME.get(normalise_name(name))
+
+
+# ESA WorldCover 10 m (2020 v100, 2021 v200): the official classes and colours
+# (the colour table the tiles embed).
+WORLDCOVER_CLASSES: tuple[ClassInfo, ...] = tuple(ClassInfo(c, n, rgb) for c, n, rgb in [
+    (10, "Tree cover", (0, 100, 0)),
+    (20, "Shrubland", (255, 187, 34)),
+    (30, "Grassland", (255, 255, 76)),
+    (40, "Cropland", (240, 150, 255)),
+    (50, "Built-up", (250, 0, 0)),
+    (60, "Bare / sparse vegetation", (180, 180, 180)),
+    (70, "Snow and ice", (240, 240, 240)),
+    (80, "Permanent water bodies", (0, 100, 200)),
+    (90, "Herbaceous wetland", (0, 150, 160)),
+    (95, "Mangroves", (0, 207, 117)),
+    (100, "Moss and lichen", (250, 230, 160)),
+])
+
+# Copernicus CLC+ Backbone 10 m raster: classes 1..11 and their colours;
+# 253 (coastal seawater buffer), 254 (outside area) and 255 (no data) are no label.
+CLCPLUS_CLASSES: tuple[ClassInfo, ...] = tuple(ClassInfo(c, n, rgb) for c, n, rgb in [
+    (1, "Sealed", (255, 0, 0)),
+    (2, "Woody needle leaved trees", (34, 139, 34)),
+    (3, "Woody broadleaved deciduous trees", (128, 255, 0)),
+    (4, "Woody broadleaved evergreen trees", (0, 255, 8)),
+    (5, "Low-growing woody plants (bushes, shrubs)", (128, 64, 0)),
+    (6, "Permanent herbaceous", (204, 242, 77)),
+    (7, "Periodically herbaceous", (255, 255, 128)),
+    (8, "Lichens and mosses", (255, 128, 255)),
+    (9, "Non- and sparsely-vegetated", (191, 191, 191)),
+    (10, "Water", (0, 128, 255)),
+    (11, "Snow and ice", (0, 255, 255)),
+])
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """A label nomenclature: its classes and the raster values that mean "no label"."""
+
+    name: str
+    classes: tuple[ClassInfo, ...]
+    no_label: frozenset[int]
+
+    def by_code(self) -> dict[int, ClassInfo]:
+        return {c.code: c for c in self.classes}
+
+    def code_for_name(self, name: str) -> int | None:
+        key = normalise_name(name)
+        return next((c.code for c in self.classes if normalise_name(c.name) == key), None)
+
+
+VOCABULARIES: dict[str, Vocabulary] = {
+    # CORINE with three-digit codes; the grid codes 1..44 are mapped to these first
+    "clc": Vocabulary("clc", CLC_CLASSES, frozenset({0, 999})),
+    "worldcover": Vocabulary("worldcover", WORLDCOVER_CLASSES, frozenset({0})),
+    "clcplus": Vocabulary("clcplus", CLCPLUS_CLASSES, frozenset({0, 253, 254, 255})),
+}

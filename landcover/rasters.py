@@ -17,6 +17,7 @@ from typing import Iterator
 
 import numpy as np
 import rasterio
+from scipy import ndimage
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
@@ -102,7 +103,11 @@ def find_band_files(scene_path: Path, bands: list[str], resolution: int) -> dict
         if resolution in by_res:
             chosen = by_res[resolution]
         else:
-            chosen = by_res[min(by_res, key=lambda r: (r is None, r or 0))]
+            best = min(by_res, key=lambda r: (r is None, r or 0))
+            chosen = by_res[best]
+            if best is not None:  # a folder of band files with no resolution in the names says nothing
+                log.warning("band %s: no file at %d m; using %s (%d m), resampled bilinearly to %d m",
+                            band, resolution, chosen[0], best, resolution)
         if len(chosen) > 1:
             raise ValueError(
                 f"{scene_path}: several files for band {band}: {[str(p) for p in chosen]}; "
@@ -168,6 +173,69 @@ def scene_grid(band_files: dict[str, Path], resolution: int) -> Grid:
             if not np.allclose(bounds, grid.bounds, atol=res[0]):
                 raise ValueError(f"{path}: band {band} covers {bounds}, but the scene covers {grid.bounds}")
     return grid
+
+
+def aligned_window(src_transform: Affine, src_crs: CRS, grid: Grid) -> Window | None:
+    """The window of a source raster that is ``grid`` pixel for pixel, or None.
+
+    Only when the source has the grid's CRS and pixel size and its pixel
+    corners fall on the grid's (an integer offset): then a windowed read gives
+    the grid's pixels without resampling.
+    """
+    if src_crs != grid.crs or not (math.isclose(src_transform.a, grid.transform.a)
+                                   and math.isclose(src_transform.e, grid.transform.e)) \
+            or src_transform.b or src_transform.d:
+        return None
+    col = (grid.transform.c - src_transform.c) / src_transform.a
+    row = (grid.transform.f - src_transform.f) / src_transform.e
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    return Window(round(col), round(row), grid.width, grid.height)
+
+
+def read_on_grid(path: str | Path, grid: Grid, resampling: Resampling = Resampling.bilinear,
+                 indexes: int | list[int] = 1, src_nodata: float | None = S2_NODATA,
+                 dtype: str = "float32") -> np.ndarray:
+    """Read a raster (a file or a URL) onto ``grid``, reading only the part under it.
+
+    Where the file is ``grid`` pixel for pixel (:func:`aligned_window`) the
+    window is read as it is; otherwise it is warped (``resampling``: bilinear
+    for reflectance, nearest for masks and labels). Outside the file, and
+    where it holds ``src_nodata``, the result is ``src_nodata`` (0 if None).
+
+    Returns:
+        (rows, cols) for one index, else (len(indexes), rows, cols), of ``dtype``.
+    """
+    fill = src_nodata if src_nodata is not None else 0
+    with open_raster(path) as src:
+        try:
+            window = aligned_window(src.transform, src.crs, grid)
+            if window is not None:
+                return src.read(indexes, window=window, boundless=True, fill_value=fill).astype(dtype)
+            with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                           resampling=resampling, src_nodata=src_nodata, nodata=fill, dtype=dtype) as vrt:
+                return vrt.read(indexes)
+        except rasterio.errors.RasterioIOError as err:
+            raise ValueError(f"{path}: reading failed (corrupt file?): {err}") from err
+
+
+def fill_nodata_nearest(array: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Give every invalid pixel the values of its nearest valid pixel.
+
+    Windows that reach into nodata (the AOI's edge, a cloud) then see
+    plausible values instead of the nodata number.
+
+    Args:
+        array: (bands, rows, cols).
+        valid: (rows, cols) bool.
+
+    Returns:
+        A (bands, rows, cols) array of the same dtype (``array`` itself when all is valid).
+    """
+    if valid.all() or not valid.any():
+        return array
+    nearest = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
+    return array[:, nearest[0], nearest[1]]
 
 
 def aoi_window(grid: Grid, aoi: BaseGeometry | None) -> Window:
@@ -249,13 +317,14 @@ def read_scene(
 
 def write_geotiff(
     path: Path, array: np.ndarray, profile: dict, descriptions: list[str] | None = None,
-    colormap: dict[int, tuple[int, int, int, int]] | None = None,
+    colormap: dict[int, tuple[int, int, int, int]] | None = None, tags: dict[str, str] | None = None,
 ) -> None:
     """Write (bands, rows, cols) or (rows, cols) ``array`` as a tiled, compressed GeoTIFF.
 
     Written to a temporary name and renamed. ``profile`` gives CRS, transform
     and nodata; ``descriptions`` name the bands; ``colormap`` (value -> RGBA)
-    is embedded in band 1 (uint8 or uint16 only).
+    is embedded in band 1 (uint8 or uint16 only); ``tags`` become dataset
+    metadata (``gdalinfo`` shows them).
     """
     if array.ndim == 2:
         array = array[np.newaxis]
@@ -271,6 +340,8 @@ def write_geotiff(
                 dst.write_colormap(1, colormap)
             for i, name in enumerate(descriptions or [], start=1):
                 dst.set_band_description(i, name)
+            if tags:
+                dst.update_tags(**tags)
             dst.write(array)
     log.info("wrote %s (%d band(s), %dx%d)", path, array.shape[0], array.shape[2], array.shape[1])
 
@@ -286,6 +357,24 @@ def read_geotiff(path: Path) -> tuple[np.ndarray, dict]:
         raise FileNotFoundError(f"{path} is missing; run scene_prep.py first")
     with open_raster(path) as src:
         return src.read(), dict(src.profile)
+
+
+def read_scene_filled(path: Path) -> tuple[np.ndarray, dict, np.ndarray]:
+    """``scene.tif`` for cutting windows: nodata filled from the nearest valid pixel.
+
+    A window that reaches into nodata (the AOI's edge, a masked cloud) then
+    sees its neighbourhood's values, not the nodata number, so no frame of
+    wrong classes appears along the edges; the valid mask says which pixels
+    may be trained on, scored or mapped.
+
+    Returns:
+        ``(scene, profile, valid)``: (bands, rows, cols) filled values, the
+        profile, and (rows, cols) bool, True where every band has data.
+    """
+    scene, profile = read_geotiff(path)
+    nodata = profile.get("nodata")
+    valid = np.ones(scene.shape[1:], bool) if nodata is None else (scene != nodata).all(axis=0)
+    return fill_nodata_nearest(scene, valid), profile, valid
 
 
 def band_names(path: Path) -> list[str]:

@@ -69,6 +69,18 @@ def sample_pixels(
     return rows.astype(np.int64), cols.astype(np.int64)
 
 
+def all_labelled_pixels(labels: np.ndarray, valid: np.ndarray, rng: np.random.Generator
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Every labelled valid pixel, in random order (a reference of labelled points is the sample itself).
+
+    Returns:
+        ``(rows, cols)``: int64 arrays.
+    """
+    flat = rng.permutation(np.flatnonzero((labels > 0) & valid))
+    rows, cols = np.unravel_index(flat, labels.shape)
+    return rows.astype(np.int64), cols.astype(np.int64)
+
+
 def ndvi(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
     """(NIR - red) / (NIR + red) as float32; 0 where both are 0."""
     red = red.astype(np.float32)

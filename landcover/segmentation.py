@@ -16,7 +16,7 @@ import pandas as pd
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.features import shapes
-from scipy import ndimage
+from landcover import rasters
 from shapely.geometry import shape
 from skimage.segmentation import felzenszwalb, relabel_sequential
 
@@ -53,9 +53,7 @@ def segmentation_input(scene: np.ndarray, valid: np.ndarray, scaling: str = "int
     """
     if scaling not in SCALINGS:
         raise ValueError(f"SEG_INPUT={scaling!r}: expected one of {SCALINGS}")
-    if not valid.all():
-        nearest = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
-        scene = scene[:, nearest[0], nearest[1]]
+    scene = rasters.fill_nodata_nearest(scene, valid)
     image = np.moveaxis(scene, 0, -1)
     if scaling == "int16":
         return np.clip(image, -32768, 32767).astype(np.int16) / 32767.0
