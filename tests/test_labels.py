@@ -74,7 +74,7 @@ def test_unknown_codes_missing_attribute_and_no_overlap(tmp_path):
     worldcover = np.full((50, 60), 10, np.uint8)  # 10 alone would read as CLC grid code 10
     worldcover[:, 30:] = 60
     path = write_raster(tmp_path / "worldcover.tif", worldcover, GRID.transform)
-    with pytest.raises(ValueError, match=r"worldcover\.tif: unknown class codes \[60\]"):
+    with pytest.raises(ValueError, match=r"worldcover\.tif: unknown class codes \[10, 60\]"):
         labels.labels_on_grid(path, GRID)
     frame = gpd.GeoDataFrame({"Code_18": ["211"]}, geometry=[box(0, 0, 10, 10)], crs=GRID.crs)
     frame.to_file(tmp_path / "far.gpkg")

@@ -81,7 +81,13 @@ def test_labels_not_covering_the_aoi(tmp_path, tiny_demo, capsys):
     minx, _, maxx, _ = frame.total_bounds
     part = frame.clip((minx, frame.total_bounds[1], minx + (maxx - minx) / 4, frame.total_bounds[3]))
     part.to_file(tmp_path / "west.gpkg")
-    assert scene_prep.main(_args(tiny_demo, tmp_path / "o", "--set", f"LABELS_PATH={tmp_path / 'west.gpkg'}")) == 2
+    west = f"LABELS_PATH={tmp_path / 'west.gpkg'}"
+    # a sparse reference is accepted by default (MIN_LABEL_COVERAGE 1 %) and only the labelled part is sampled
+    assert scene_prep.main(_args(tiny_demo, tmp_path / "sparse", "--set", west, "--set", "N_POINTS=500")) == 0
+    with rasterio.open(tmp_path / "sparse" / "labels.tif") as lab:
+        truth = lab.read(1)
+    assert 0.01 < (truth > 0).mean() < 0.5
+    assert scene_prep.main(_args(tiny_demo, tmp_path / "o", "--set", west, "--set", "MIN_LABEL_COVERAGE=0.5")) == 2
     assert "west.gpkg: the ground truth covers" in capsys.readouterr().err
 
 
@@ -94,10 +100,18 @@ def test_band_folder_product(tmp_path, tiny_demo):
             profile = dict(src.profile, driver="GTiff")
             with rasterio.open(folder / (jp2.stem.replace("_10m", "") + ".tif"), "w", **profile) as dst:
                 dst.write(src.read())
-    assert scene_prep.main(_args(tiny_demo, tmp_path / "a")) == 0
-    assert scene_prep.main(_args(tiny_demo, tmp_path / "b", "--set", f"SCENE_PATH={folder}")) == 0
-    with rasterio.open(tmp_path / "a" / "scene.tif") as a, rasterio.open(tmp_path / "b" / "scene.tif") as b:
-        assert np.array_equal(a.read(), b.read())
+    no_mask = ("--set", "MASK_CLOUDS=False")  # the folder has no SCL beside the bands
+    assert scene_prep.main(_args(tiny_demo, tmp_path / "a", *no_mask)) == 0
+    # without metadata the offset must be given by hand (SCENE_OFFSET); without it the stored DNs are kept
+    assert scene_prep.main(_args(tiny_demo, tmp_path / "c", "--set", f"SCENE_PATH={folder}", *no_mask)) == 0
+    assert scene_prep.main(_args(tiny_demo, tmp_path / "b", "--set", f"SCENE_PATH={folder}",
+                                 "--set", "SCENE_OFFSET=-1000", *no_mask)) == 0
+    with rasterio.open(tmp_path / "a" / "scene.tif") as a, rasterio.open(tmp_path / "b" / "scene.tif") as b, \
+            rasterio.open(tmp_path / "c" / "scene.tif") as c:
+        va, vc = a.read(), c.read()
+        assert np.array_equal(va, b.read())
+        valid = va != a.nodata
+        assert np.array_equal(vc[valid].astype(int) - va[valid], np.full(valid.sum(), 1000))
     shutil.rmtree(folder)
 
 
