@@ -120,15 +120,12 @@ def _gml_masks(path: str, grid: Grid) -> dict[str, np.ndarray]:
     from rasterio.features import rasterize
 
     text = Path(path).read_text(errors="replace")
-    if "<eop:maskMembers" not in text and "maskFeature" not in text.replace("MaskFeature", "maskFeature"):
+    if "MaskFeature" not in text:  # ESA writes an empty mask (or none at all) when there is no cloud
         log.info("%s holds no cloud polygon", path)
         return {}
     try:
         frame = pyogrio.read_dataframe(path)
-    except Exception as err:  # GDAL's GML driver says "no layers" for an empty mask file
-        if "no layer" in str(err).lower() or "empty" in str(err).lower():
-            log.info("%s holds no cloud polygon", path)
-            return {}
+    except Exception as err:  # pyogrio and GDAL's GML driver raise several types
         raise ValueError(f"{path}: not a readable cloud-mask GML: {err}") from err
     if frame.empty:
         return {}
