@@ -93,7 +93,7 @@ def run() -> None:
             results.append({"patch": f"{p}x{p}", "input_values": ", ".join(band_names), "split": protocol,
                             "val_accuracy": res.val["accuracy"], "test_accuracy": res.test["accuracy"],
                             "kappa": res.test["kappa"], "macro_f1": res.test["macro_f1"],
-                            "model": str(models_dir / f"{name}.keras")})
+                            "model": f"{name}.keras"})  # a file name in MODELS_DIR, not a path of this machine
             per_class.append(evaluation.per_class(y[test], res.test_pred, np.arange(len(codes)),
                                                   [c.name for c in classes]).assign(code=codes, patch=p, split=protocol))
             plots.confusion_figure(reports / f"confusion_{protocol}_{p}.png", y[test], res.test_pred,

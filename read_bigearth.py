@@ -10,12 +10,16 @@ BIGEARTH_LABELS: "first" (the study) or "multi" (multi-hot).
 
 Inputs:  BIGEARTH_PATH (v1.0 or v2.0 layout; the demo archive is generated when
          missing), PREP_DIR/classes.json (with BIGEARTH_CLASSES = "scene")
-Outputs (BIGEARTH_DIR): shard_<k>_x.npy (n, 120, 120, bands) uint16 channels-last,
+Patches are written in the scene's radiometric convention (HARMONIZE: int16,
+10000 x reflectance; BIGEARTH_OFFSET is added first, 0 for v1 and v2), so that
+transfer compares like with like.
+
+Outputs (BIGEARTH_DIR): shard_<k>_x.npy (n, 120, 120, bands) int16 channels-last,
          shard_<k>_y.npy labels, manifest.parquet (patch, shard, index, labels),
          manifest.json (bands, classes, policy, counts, patches per second),
          read_bigearth_config.json
 Config keys: BIGEARTH_PATH, BIGEARTH_CLOUD_LIST, BIGEARTH_SNOW_LIST, BIGEARTH_DIR,
-    BIGEARTH_CLASSES, BIGEARTH_LABELS, BIGEARTH_SHARD_SIZE, BIGEARTH_MAX_PATCHES,
+    BIGEARTH_CLASSES, BIGEARTH_LABELS, BIGEARTH_SHARD_SIZE, BIGEARTH_MAX_PATCHES, BIGEARTH_OFFSET,
     BANDS, PREP_DIR, DEMO_DIR, SEED.
 Run:
     python read_bigearth.py [--set BIGEARTH_PATH=/data/BigEarthNet-v1.0 --set BIGEARTH_LABELS=multi]
@@ -50,7 +54,8 @@ def run() -> None:
     demo.ensure_bigearth_demo(config.BIGEARTH_PATH, config.DEMO_DIR, config.SEED)
     manifest = bigearth.write_shards(
         config.BIGEARTH_PATH, config.BIGEARTH_DIR, list(config.BANDS), targets, config.BIGEARTH_LABELS,
-        config.BIGEARTH_SHARD_SIZE, config.BIGEARTH_CLOUD_LIST, config.BIGEARTH_SNOW_LIST, config.BIGEARTH_MAX_PATCHES)
+        config.BIGEARTH_SHARD_SIZE, config.BIGEARTH_CLOUD_LIST, config.BIGEARTH_SNOW_LIST, config.BIGEARTH_MAX_PATCHES,
+        config.BIGEARTH_OFFSET)
     if manifest["counts"]["kept"] == 0:
         raise ValueError(f"{config.BIGEARTH_PATH}: no patch has a label among the classes {targets}; "
                          "check BIGEARTH_CLASSES")
@@ -58,7 +63,7 @@ def run() -> None:
 
 
 CONFIG_KEYS = ("BIGEARTH_PATH", "BIGEARTH_CLOUD_LIST", "BIGEARTH_SNOW_LIST", "BIGEARTH_DIR", "BIGEARTH_CLASSES",
-               "BIGEARTH_LABELS", "BIGEARTH_SHARD_SIZE", "BIGEARTH_MAX_PATCHES", "BANDS", "PREP_DIR", "DEMO_DIR", "SEED")
+               "BIGEARTH_LABELS", "BIGEARTH_SHARD_SIZE", "BIGEARTH_MAX_PATCHES", "BIGEARTH_OFFSET", "BANDS", "PREP_DIR", "DEMO_DIR", "SEED")
 
 
 def inputs() -> list[Path]:

@@ -51,7 +51,7 @@ def chosen_model() -> Path:
     best = table.loc[table["val_accuracy"].idxmax()]
     log.info("best model of the sweep: %s (%s split, validation accuracy %.3f)", best["model"], best["split"],
              best["val_accuracy"])
-    return Path(best["model"])
+    return Path(config.MODELS_DIR) / Path(str(best["model"])).name  # the table names files in MODELS_DIR
 
 
 def run() -> None:

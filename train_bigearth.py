@@ -5,7 +5,9 @@ dropout; Conv 64-64, pool, dropout; Conv 128-128, pool; Dense 200; softmax, or
 sigmoid for BIGEARTH_LABELS="multi"; Adam 5e-4; inputs rescaled 1/10000;
 early stopping, best epoch kept) on the shards of read_bigearth.py, and scores
 it on held-out BigEarthNet patches. Then, on the held-out test points of the
-best patch CNN (so every row of the table is scored on the same AOI pixels):
+best patch CNN (so every row of the table is scored on the same AOI pixels;
+without a patch sweep, on a random split of the AOI's points of its own, and
+the table has no patch-CNN row):
   (a) the study's way: the BigEarthNet model applied to the 120 x 120 window
       around each point, scored against the CORINE label;
   (b) transfer learning: its convolutional layers frozen, a new head trained
@@ -15,6 +17,7 @@ best patch CNN (so every row of the table is scored on the same AOI pixels):
 
 Inputs: BIGEARTH_DIR (shards), PREP_DIR (scene.tif, points, classes.json),
     REPORTS_DIR/patches/results.csv and the best patch model's _points.parquet
+    (optional: without them transfer uses VAL_FRACTION / TEST_FRACTION of its own)
 Outputs:
     MODELS_DIR/bigearth_cnn.keras (+ .json), MODELS_DIR/bigearth_transfer.keras
         (+ .json, _points.parquet): whole-scene maps with test_patches.py
@@ -23,7 +26,7 @@ Outputs:
         AOI transfer (a) and (b) beside the best patch CNN
     REPORTS_DIR/bigearth/bigearth_per_class.csv, curves.png, train_bigearth_config.json
 Config keys: BIGEARTH_DIR, BE_*, TRANSFER_*, PREP_DIR, POINTS_FORMAT, REPORTS_DIR,
-    MODELS_DIR, TF_DETERMINISTIC, SEED.
+    MODELS_DIR, TF_DETERMINISTIC, SEED (and VAL_FRACTION, TEST_FRACTION without a sweep).
 Run:
     python train_bigearth.py
 """
@@ -36,19 +39,27 @@ import numpy as np
 import pandas as pd
 
 import config
-from landcover import bigearth, cli, evaluation, labels, legend, models, plots, rasters, sampling, transfer
+from landcover import bigearth, cli, evaluation, labels, legend, models, plots, rasters, sampling, splits, transfer
 
 log = logging.getLogger("train_bigearth")
 
 
-def best_patch_model() -> tuple[pd.Series, Path]:
-    """The patch sweep's best row (validation accuracy) and its model path."""
+def best_patch_model() -> tuple[pd.Series, Path] | tuple[None, None]:
+    """The patch sweep's best row (validation accuracy) and its model path; (None, None) without a sweep."""
     path = Path(config.REPORTS_DIR) / "patches" / "results.csv"
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; run patches.py first (transfer is compared with the patch CNN)")
+        return None, None
     table = pd.read_csv(path)
     best = table.loc[table["val_accuracy"].idxmax()]
-    return best, Path(best["model"])
+    return best, Path(config.MODELS_DIR) / Path(str(best["model"])).name
+
+
+def own_split(points: pd.DataFrame) -> np.ndarray:
+    """A random split of the AOI's points (VAL_FRACTION, TEST_FRACTION, SEED) when there is no patch sweep."""
+    rng = np.random.default_rng(config.SEED)
+    side = splits.split_points(points["row"].to_numpy(), points["col"].to_numpy(), "random", config.VAL_FRACTION,
+                               config.TEST_FRACTION, config.BLOCK_SIZE, rng)
+    return np.array(["train", "val", "test"], dtype=object)[side]
 
 
 def run() -> None:
@@ -59,6 +70,9 @@ def run() -> None:
         raise ValueError(f"{config.BIGEARTH_DIR}: shards hold bands {manifest['bands']} but the scene has {names}; "
                          "run read_bigearth.py with the scene's BANDS")
     best, best_path = best_patch_model()
+    if best is None:
+        log.info("no patch sweep (reports/patches/results.csv): transfer is scored on a random split of the AOI's "
+                 "points of its own, without the comparison with the best patch CNN")
 
     # 1. BigEarthNet
     be = transfer.train_bigearth(
@@ -75,9 +89,13 @@ def run() -> None:
     # 2. transfer to the AOI, on the best patch CNN's held-out points
     scene, _, _ = rasters.read_scene_filled(prep / "scene.tif")  # windows near nodata see their neighbourhood
     points = sampling.read_points(prep / f"points.{config.POINTS_FORMAT}")
-    side = sampling.model_sides(points, best_path)
-    if side is None:
-        raise FileNotFoundError(f"{best_path.stem}_points.parquet is missing beside {best_path}; run patches.py again")
+    if best is None:
+        side, split = own_split(points), "random"
+    else:
+        side, split = sampling.model_sides(points, best_path), str(best["split"])
+        if side is None:
+            raise FileNotFoundError(f"{best_path.stem}_points.parquet is missing beside {best_path}; "
+                                    "run patches.py again")
     scene_codes = np.array([c.code for c in labels.read_classes(prep / "classes.json")])
     tr = transfer.transfer_to_aoi(
         be.model, np.asarray(manifest["classes"]), scene, points, side, scene_codes, seed=config.SEED,
@@ -85,20 +103,21 @@ def run() -> None:
         fine_tune_epochs=config.TRANSFER_FINE_TUNE_EPOCHS, deterministic=config.TF_DETERMINISTIC)
     models.save_model(models_dir / "bigearth_transfer.keras", tr.model_b, {
         **base_meta, "kind": "bigearth_transfer", "classes": legend.classes_to_json(
-            [legend.CLC_BY_CODE[c] for c in tr.classes_b]), "split": str(best["split"]), "scores": {"test": tr.score_b}})
+            [legend.CLC_BY_CODE[c] for c in tr.classes_b]), "split": split, "scores": {"test": tr.score_b}})
     sampling.write_points(pd.DataFrame({"point_id": points["point_id"], "side": side}),
                           models_dir / "bigearth_transfer_points.parquet")
 
-    split_name = f"AOI held-out test points ({best['split']} split)"
+    split_name = f"AOI held-out test points ({split} split{'' if best is not None else ' of its own'})"
     rows_ = [
         {"model": "BigEarthNet CNN", "evaluated_on": "BigEarthNet held-out patches", "n": be.test_scores["patches"],
          **{k: v for k, v in be.test_scores.items() if k != "patches"}},
         {"model": "(a) BigEarthNet CNN applied to 120x120 AOI windows", "evaluated_on": split_name,
          "n": tr.test.size, **tr.score_a},
         {"model": tr.label_b, "evaluated_on": split_name, "n": tr.test.size, **tr.score_b},
-        {"model": f"best patch CNN ({best['patch']})", "evaluated_on": split_name, "n": tr.test.size,
-         "accuracy": best["test_accuracy"], "kappa": best["kappa"], "macro_f1": best["macro_f1"]},
     ]
+    if best is not None:
+        rows_.append({"model": f"best patch CNN ({best['patch']})", "evaluated_on": split_name, "n": tr.test.size,
+                      "accuracy": best["test_accuracy"], "kappa": best["kappa"], "macro_f1": best["macro_f1"]})
     table = pd.DataFrame(rows_)
     evaluation.write_table(table, reports / "results", "BigEarthNet and transfer to the AOI")
     evaluation.write_table(be.per_class, reports / "bigearth_per_class", "BigEarthNet CNN per class (held-out patches)")
@@ -110,7 +129,8 @@ def run() -> None:
 
 CONFIG_KEYS = ("BIGEARTH_DIR", "BE_LEARNING_RATE", "BE_EPOCHS", "BE_BATCH_SIZE", "BE_PATIENCE", "BE_VAL_FRACTION",
                "BE_TEST_FRACTION", "TRANSFER_TRAIN_SIZE", "TRANSFER_EPOCHS", "TRANSFER_FINE_TUNE_EPOCHS", "PREP_DIR",
-               "POINTS_FORMAT", "REPORTS_DIR", "MODELS_DIR", "TF_DETERMINISTIC", "SEED")
+               "POINTS_FORMAT", "REPORTS_DIR", "MODELS_DIR", "TF_DETERMINISTIC", "SEED", "VAL_FRACTION",
+               "TEST_FRACTION")
 
 
 def inputs() -> list[Path]:
@@ -119,10 +139,11 @@ def inputs() -> list[Path]:
              prep / f"points.{config.POINTS_FORMAT}", Path(config.REPORTS_DIR) / "patches" / "results.csv"]
     try:
         _, best = best_patch_model()
-        files += [best, best.with_name(best.stem + "_points.parquet")]
-    except (FileNotFoundError, ValueError, KeyError):
+        if best is not None:
+            files += [best, best.with_name(best.stem + "_points.parquet")]
+    except (ValueError, KeyError):
         pass
-    return files
+    return [f for f in files if f.exists() or f.name != "results.csv"]
 
 
 def main(argv: list[str] | None = None) -> int:

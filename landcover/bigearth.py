@@ -8,7 +8,7 @@ layout (``metadata.parquet`` plus ``BigEarthNet-S2/<tile>/<patch_id>/
 streamed into shards of ``shard_size`` patches, so the full archive never has
 to fit in memory:
 
-- ``shard_<k>_x.npy``: (n, 120, 120, bands) uint16, channels-last;
+- ``shard_<k>_x.npy``: (n, 120, 120, bands) int16 in the scene's convention, channels-last;
 - ``shard_<k>_y.npy``: (n,) int16 CLC codes (label policy ``first``) or
   (n, classes) uint8 multi-hot (``multi``);
 - ``manifest.parquet``: patch, shard, index, labels; ``manifest.json``: band
@@ -29,7 +29,7 @@ import rasterio
 from rasterio.enums import Resampling
 from tqdm import tqdm
 
-from landcover import legend
+from landcover import legend, products
 from landcover.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def read_patch(patch: Patch, bands: list[str]) -> tuple[np.ndarray, list[str]]:
 
 def write_shards(root: Path, out_dir: Path, bands: list[str], targets: list[int], policy: str, shard_size: int,
                  cloud_list: Path | None = None, snow_list: Path | None = None,
-                 max_patches: int | None = None) -> dict:
+                 max_patches: int | None = None, offset: float = 0.0) -> dict:
     """Read an archive into shards of ``shard_size`` patches; see the module docstring.
 
     Args:
@@ -145,6 +145,10 @@ def write_shards(root: Path, out_dir: Path, bands: list[str], targets: list[int]
         shard_size: patches per shard.
         cloud_list, snow_list: CSVs of names to drop (v1; default beside ``root``).
         max_patches: stop after this many kept patches (None: all).
+        offset: ``BIGEARTH_OFFSET``, the DN offset that brings the archive to
+            :data:`landcover.products.CONVENTION` (0 for v1 and v2, stored as
+            10000 x reflectance). Patches are written through the same
+            :func:`landcover.products.harmonise` as the scene, as int16.
 
     Returns:
         The manifest (also written as ``manifest.json``).
@@ -188,7 +192,8 @@ def write_shards(root: Path, out_dir: Path, bands: list[str], targets: list[int]
         if not codes:
             counts.no_label += 1
             continue
-        xs.append(np.moveaxis(x, 0, -1))
+        # the scene's convention; BigEarthNet sets no nodata, so a 0 DN is a 0 reflectance here
+        xs.append(np.moveaxis(products.harmonise(x, np.ones(x.shape, bool), offset, 10000.0), 0, -1))
         ys.append(np.int16(codes[0]) if policy == "first" else np.isin(targets, codes).astype(np.uint8))
         rows.append({"patch": patch.name, "shard": shard, "index": len(xs) - 1, "labels": " ".join(map(str, codes))})
         counts.kept += 1
@@ -199,6 +204,7 @@ def write_shards(root: Path, out_dir: Path, bands: list[str], targets: list[int]
     flush()
     seconds = time.perf_counter() - start
     manifest = {"layout": layout, "source": str(root), "bands": bands, "classes": targets, "policy": policy,
+                "radiometry": products.CONVENTION, "offset": offset,
                 "shards": shard, "patch_size": PATCH_PX, "counts": vars(counts),
                 "seconds": round(seconds, 2), "patches_per_second": round(counts.listed / max(seconds, 1e-9), 1)}
     with atomic_write(out_dir / "manifest.parquet") as tmp:
@@ -225,7 +231,7 @@ def open_shards(folder: Path, manifest: dict) -> tuple[list[np.ndarray], np.ndar
     """The shards memory-mapped (nothing is read until used) and every patch's labels.
 
     Returns:
-        ``(xs, y, where)``: xs a list of (n_k, 120, 120, bands) uint16 memmaps;
+        ``(xs, y, where)``: xs a list of (n_k, 120, 120, bands) int16 memmaps;
         y (N,) int16 codes or (N, K) multi-hot; where (N, 2) int64 of
         (shard, index) per patch.
     """

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import rasterio
 from affine import Affine
 
 from landcover import bigearth, legend
@@ -54,7 +55,7 @@ def test_reader_honours_lists_skips_bad_patches_and_maps_labels(tiny_archive, tm
             counts["kept"]) == (7, 1, 1, 2, 1, 2)
     assert any("_0_4" in e for e in counts["unreadable_examples"]) and any("_0_5" in e for e in counts["unreadable_examples"])
     xs, y, where = bigearth.open_shards(out, manifest)
-    assert len(xs) == 2 and xs[0].shape == (1, 120, 120, 4) and xs[0].dtype == np.uint16
+    assert len(xs) == 2 and xs[0].shape == (1, 120, 120, 4) and xs[0].dtype == np.int16  # the scene's convention
     assert y.tolist() == [211, 324]  # "first": the first label among the classes kept
     assert xs[0][0, 0, 0].tolist() == [1002, 1003, 1004, 1008]  # band order
     table = pd.read_parquet(out / "manifest.parquet")
@@ -95,6 +96,15 @@ def test_real_v1_samples(tmp_path):
     assert "324" in table.loc["S2B_MSIL2A_20170924T93020_69_24", "labels"]  # "Transitional woodland/shrub"
     xs, _, _ = bigearth.open_shards(tmp_path, manifest)
     assert xs[0].shape == (5, 120, 120, 5) and (np.asarray(xs[0]) > 0).all()
+    # the archive (2017-2018, before baseline 04.00) is already in the scene's convention: int16, same numbers
+    name = table.index[0]
+    with rasterio.open(V1 / name / f"{name}_B02.tif") as src:
+        raw = src.read(1)
+    assert xs[0].dtype == np.int16 and np.array_equal(xs[0][table.loc[name, "index"], :, :, 0], raw)
+    # an archive that carried the -1000 offset would be brought to the same numbers by BIGEARTH_OFFSET
+    shifted = bigearth.write_shards(V1, tmp_path / "o", BANDS + ["B8A"], sorted(legend.CLC_CODES), "multi", 100,
+                                    offset=-1000)
+    assert np.array_equal(bigearth.open_shards(tmp_path / "o", shifted)[0][0], np.asarray(xs[0]) - 1000)
 
 
 @pytest.mark.skipif(not V2.exists(), reason="../shared/data/bigearthnet-v2 is absent")

@@ -41,3 +41,11 @@ def test_read_then_train_and_transfer(tmp_path, tiny_demo):
     meta = json.loads((tmp_path / "models" / "bigearth_cnn.json").read_text())
     assert meta["patch_size"] == 120 and meta["kind"] == "bigearth_cnn"
     assert (tmp_path / "models" / "bigearth_transfer.keras").exists()
+    assert manifest["radiometry"].startswith("DN = 10000 x reflectance") and manifest["offset"] == 0
+
+    # without a patch sweep, transfer is scored on a split of its own and the table has no patch-CNN row
+    alone = [*args, "--set", f"REPORTS_DIR={tmp_path / 'alone'}", "--set", f"MODELS_DIR={tmp_path / 'm2'}"]
+    assert train_bigearth.main(alone) == 0
+    table = pd.read_csv(tmp_path / "alone" / "bigearth" / "results.csv")
+    assert len(table) == 3 and not table["model"].str.startswith("best patch").any()
+    assert table["evaluated_on"].str.contains("random split of its own").iloc[1]
