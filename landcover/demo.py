@@ -14,7 +14,11 @@ It writes:
 
 - ``<name>.SAFE/GRANULE/<granule>/IMG_DATA/R10m/T30UWC_<date>_B02_10m.jp2`` ...
   (B02, B03, B04, B08) and ``R20m/..._B05_20m.jp2`` ... (B02..B07, B8A, B11,
-  B12), uint16 reflectance x 10000, nodata 0 (a swath-edge wedge has none);
+  B12), uint16 ``10000 x reflectance + 1000`` (processing baseline 05.00, as
+  a 2018 acquisition reprocessed as Collection 1), nodata 0 (a swath-edge
+  wedge has none); ``MTD_MSIL2A.xml`` with the baseline, quantification value
+  and per-band offsets; a small cumulus with its shadow in the bands and the
+  matching scene classification ``R20m/..._SCL_20m.jp2``;
 - ``truth_10m.tif``: the 10 m land cover the product was drawn from (CLC codes);
 - ``clc/U2018_CLC2018_V2020_20u1.tif``: that truth generalised as CORINE is, on
   a 100 m EPSG:3035 grid (majority per cell, 25 ha minimum mapping unit),

@@ -102,16 +102,41 @@ def data_section(src: Sources) -> list[str]:
     points = cfg["N_POINTS"]
     table = pd.DataFrame([{"code": c["code"], "class": c["name"], "pixels": c["pixels"]} for c in classes])
     table["share"] = (100 * table["pixels"] / table["pixels"].sum()).round(1)
+    scene_paths = cfg["SCENE_PATH"] if isinstance(cfg["SCENE_PATH"], list) else [cfg["SCENE_PATH"]]
+    radiometry = cfg.get("radiometry") or {}
+    reference = cfg.get("reference") or {}
     return [
         "## Data and configuration", "",
-        f"- Scene: `{Path(cfg['SCENE_PATH']).name}`, bands {', '.join(cfg['BANDS'])} at {cfg['RESOLUTION']} m.",
+        f"- Scene: {', '.join(f'`{Path(str(p)).name}`' for p in scene_paths)}, bands {', '.join(cfg['BANDS'])} "
+        f"at {cfg['RESOLUTION']} m.",
+        *_radiometry_lines(radiometry),
         f"- AOI: `{cfg['AOI']}`: {width} x {height} pixels = {width * res / 1000:.1f} x {height * res / 1000:.1f} km "
         f"({crs}).",
-        f"- Ground truth: `{Path(cfg['LABELS_PATH']).name}` (vocabulary `{cfg['LABEL_VOCAB']}`), "
-        f"{len(classes)} classes in the AOI; {points:,} points sampled.",
+        f"- Ground truth: `{Path(cfg['LABELS_PATH']).name}` (vocabulary `{reference.get('vocab', cfg['LABEL_VOCAB'])}`"
+        f"{', labelled points: every point on a valid pixel is a sample' if reference.get('points') else ''}), "
+        f"{len(classes)} classes in the AOI; "
+        + (f"{int(table['pixels'].sum()):,} points." if reference.get("points") else f"{points:,} points sampled."),
         f"- Seed: {cfg['SEED']}. Packages: {_versions()}.",
         f"- Settings: {_settings(src)}.", "",
         "Classes of the ground truth in the AOI (pixels with data):", "", _md(table), "",
+    ]
+
+
+def _radiometry_lines(info: dict) -> list[str]:
+    """The products' baselines and offsets, the convention of scene.tif, and what the cloud mask removed."""
+    if not info:
+        return []
+    products = "; ".join(
+        f"`{p['name']}` ({p.get('level') or 'no level'}, baseline {p.get('baseline') or 'unknown'}, offset "
+        f"{sorted(set(p['offsets'].values())) or 'none'} DN, mask {(p.get('mask') or {}).get('kind', 'none')})"
+        for p in info.get("products", []))
+    masked = {k: v for k, v in info.get("masked_share", {}).items() if v > 0}
+    shares = ", ".join(f"{k} {100 * v:.2f} %" for k, v in masked.items()) or "nothing"
+    return [
+        f"- Products: {products}.",
+        f"- Radiometry of `scene.tif`: {info.get('convention')}.",
+        f"- Masked (never sampled, trained on, scored or mapped): {100 * info.get('masked_total', 0):.2f} % of the "
+        f"AOI's pixels with data ({shares}).",
     ]
 
 

@@ -21,7 +21,12 @@ def _fake_outputs(root):
     write_raster(prep / "scene.tif", np.ones((4, 30, 50), np.uint16), Affine(10, 0, 580000, 0, -10, 5715000))
     (prep / "scene_prep_config.json").write_text(json.dumps({
         "SCENE_PATH": "/data/S2.SAFE", "BANDS": ["B02", "B03", "B04", "B08"], "RESOLUTION": 10, "AOI": [0, 0, 1, 1],
-        "LABELS_PATH": "/data/clc.gpkg", "LABEL_VOCAB": "clc", "N_POINTS": 1000, "SEED": 7}))
+        "LABELS_PATH": "/data/clc.gpkg", "LABEL_VOCAB": "auto", "N_POINTS": 1000, "SEED": 7,
+        "reference": {"vocab": "clc", "points": False, "classes": 2},
+        "radiometry": {"convention": "DN = 10000 x reflectance", "masked_total": 0.0312, "masked_share": {
+            "cloud shadows": 0.0101, "cloud high probability": 0.0211, "snow or ice": 0.0},
+            "products": [{"name": "S2.SAFE", "level": "L2A", "baseline": "05.09", "offsets": {"B02": -1000.0},
+                          "mask": {"kind": "scl", "path": "x"}}]}}))
     (prep / "classes.json").write_text(json.dumps([{"code": 211, "name": "Non-irrigated arable land", "rgb": [1, 2, 3],
                                                     "pixels": 900}, {"code": 231, "name": "Pastures", "rgb": [4, 5, 6],
                                                                      "pixels": 600}]))
@@ -46,6 +51,9 @@ def test_every_number_comes_from_the_stage_outputs(tmp_path):
     assert "47.5 %" in text  # the study's figure beside it
     assert "the best patch size by validation accuracy is 5x5 (test 60.0 %)" in text
     assert "50 x 30 pixels = 0.5 x 0.3 km" in text
+    assert "`S2.SAFE` (L2A, baseline 05.09, offset [-1000.0] DN, mask scl)" in text
+    assert "3.12 % of the AOI's pixels with data (cloud shadows 1.01 %, cloud high probability 2.11 %)" in text
+    assert "(vocabulary `clc`)" in text
     # change one output file: the report follows
     table = pd.read_csv(src.reports / "segments" / "results.csv")
     table.loc[(table["classifier"] == "Random forest") & (table["split"] == "random"), "test_accuracy"] = 0.713
