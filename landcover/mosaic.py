@@ -20,7 +20,6 @@ import logging
 import math
 
 import numpy as np
-import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
@@ -96,8 +95,7 @@ def target_grid(prods: list[products.Product], aoi_setting, resolution: int,
         log.info("target grid: %s at %d m, aligned with %s", crs.to_string(), resolution,
                  "the first product in it" if ref is not None else f"multiples of {resolution} m")
     geom = aoi_mod.aoi_geometry(aoi_setting, grid.crs)
-    window = rasters.aoi_window(grid, geom)
-    crop = Grid(grid.crs, rasterio.windows.transform(window, grid.transform), int(window.width), int(window.height))
+    crop = rasters.crop_grid(grid, rasters.aoi_window(grid, geom))
     for product, g in zip(prods, grids):
         footprint = box(*transform_bounds(g.crs, crop.crs, *g.bounds, densify_pts=21))
         if not footprint.intersects(box(*crop.bounds)):

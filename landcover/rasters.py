@@ -1,8 +1,9 @@
-"""Sentinel-2 band discovery, merge and crop, and GeoTIFF input/output.
+"""Sentinel-2 band discovery, grids, windowed reads onto a grid, and GeoTIFF input/output.
 
 Arrays are (bands, rows, cols) as rasterio reads them. Only the window that
 covers the AOI is read from each band file, so a full 10980 x 10980 tile never
-sits in memory.
+sits in memory (:func:`read_on_grid`; :mod:`landcover.mosaic` merges the bands
+of one or several products with it).
 """
 
 from __future__ import annotations
@@ -238,6 +239,11 @@ def fill_nodata_nearest(array: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return array[:, nearest[0], nearest[1]]
 
 
+def crop_grid(grid: Grid, window: Window) -> Grid:
+    """The part of ``grid`` inside ``window`` (e.g. from :func:`aoi_window`) as a grid of its own."""
+    return Grid(grid.crs, rasterio.windows.transform(window, grid.transform), int(window.width), int(window.height))
+
+
 def aoi_window(grid: Grid, aoi: BaseGeometry | None) -> Window:
     """The window of ``grid`` covering the AOI's bounds, snapped outwards to pixels.
 
@@ -261,58 +267,6 @@ def aoi_window(grid: Grid, aoi: BaseGeometry | None) -> Window:
     if inside < 0.999:
         log.warning("only %.0f %% of the AOI lies inside the scene; the rest is left out", 100 * inside)
     return Window(c0, r0, c1 - c0, r1 - r0)
-
-
-def read_scene(
-    band_files: dict[str, Path], grid: Grid, window: Window, aoi: BaseGeometry | None,
-    resampling: Resampling = Resampling.bilinear,
-) -> tuple[np.ndarray, dict]:
-    """Read the bands inside ``window`` of ``grid`` into one array.
-
-    Bands at another resolution are resampled onto the grid through a
-    :class:`~rasterio.vrt.WarpedVRT` (``resampling``, bilinear by default).
-    Pixels outside the AOI polygon are set to nodata.
-
-    Args:
-        band_files: ``{band: path}`` from :func:`find_band_files`.
-        grid: the target grid from :func:`scene_grid`.
-        window: the part of the grid to read, from :func:`aoi_window`.
-        aoi: the AOI polygon in ``grid.crs``, or None.
-
-    Returns:
-        ``(scene, profile)``: scene is (bands, rows, cols) of the first band's
-        dtype (uint16 for Sentinel-2), profile a GeoTIFF profile for it (CRS,
-        window transform, nodata).
-    """
-    transform = rasterio.windows.transform(window, grid.transform)
-    height, width = int(window.height), int(window.width)
-    with open_raster(next(iter(band_files.values()))) as src:
-        dtype = src.dtypes[0]
-        nodata = src.nodata if src.nodata is not None else S2_NODATA
-    scene = np.empty((len(band_files), height, width), dtype=dtype)
-    bars = tqdm(band_files.items(), desc="reading bands", unit="band", disable=None)  # drawn on a terminal only
-    for i, (band, path) in enumerate(bars):
-        with open_raster(path) as src:
-            try:
-                if src.transform == grid.transform and src.shape == grid.shape:
-                    scene[i] = src.read(1, window=window)
-                else:
-                    log.info("resampling %s from %.0f m to %.0f m (%s)", band, src.res[0], grid.transform.a, resampling.name)
-                    with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
-                                   height=grid.height, resampling=resampling,
-                                   src_nodata=src.nodata if src.nodata is not None else S2_NODATA,
-                                   nodata=nodata) as vrt:
-                        scene[i] = vrt.read(1, window=window)
-            except rasterio.errors.RasterioIOError as err:
-                raise ValueError(f"{path}: reading band {band} failed (corrupt file?): {err}") from err
-    if aoi is not None:
-        outside = geometry_mask([mapping(aoi)], out_shape=(height, width), transform=transform)
-        scene[:, outside] = nodata
-    profile = {
-        "driver": "GTiff", "dtype": dtype, "count": scene.shape[0], "height": height, "width": width,
-        "crs": grid.crs, "transform": transform, "nodata": nodata,
-    }
-    return scene, profile
 
 
 def write_geotiff(
