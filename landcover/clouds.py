@@ -44,13 +44,16 @@ S2CLOUDLESS_BANDS = ["B01", "B02", "B04", "B05", "B08", "B8A", "B09", "B10", "B1
 S2CLOUDLESS_RESOLUTION = 60
 
 
-def find_product_mask(scene_path: Path, meta) -> tuple[str, str] | None:
+def find_product_mask(scene_path: Path) -> tuple[str, str] | None:
     """Where a product's own cloud mask is: ``(kind, path)`` or None.
 
-    Searches the product holding ``scene_path`` (its ``.SAFE`` when the
-    metadata was found there, else the folder itself).
+    Searches the granule holding ``scene_path`` when it lies inside one (an
+    old multi-granule ``.SAFE`` has one mask per granule), else the folder
+    itself (a ``.SAFE`` of one granule, or a folder of band files).
     """
-    root = Path(meta.source).parent if meta.source.endswith(".xml") else Path(scene_path)
+    path = Path(scene_path).resolve()
+    granule = next((p for p in [path, *path.parents] if p.parent.name == "GRANULE"), None)
+    root = granule or path
     files = sorted(p for p in root.rglob("*") if p.is_file())
     scl = [p for p in files if "SCL" in p.stem.upper().split("_") and p.suffix.lower() in rasters.RASTER_SUFFIXES]
     if scl:

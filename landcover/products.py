@@ -193,7 +193,7 @@ def product_from_folder(scene_path: Path, bands: list[str], resolution: int, sce
     from landcover import clouds  # the mask finder lives with the masks
 
     return Product(product_root.name, str(scene_path), {b: str(p) for b, p in files.items()}, meta,
-                   clouds.find_product_mask(scene_path, meta), scene_path)
+                   clouds.find_product_mask(scene_path), scene_path)
 
 
 def is_stac(source) -> bool:

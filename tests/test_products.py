@@ -304,8 +304,12 @@ def _item(tmp_path, dn, transform, bands=("blue", "green", "red", "nir"), scl=No
 
     item = pystac.Item("S2B_30UWC_20230101_0_L2A", mapping(box(-1.9, 51.5, -1.7, 51.6)), [-1.9, 51.5, -1.7, 51.6],
                        __import__("datetime").datetime(2023, 1, 1), {"s2:processing_baseline": "05.09"})
+    from rasterio.shutil import copy as copy_raster
+
     for i, key in enumerate(bands):
-        path = write_raster(tmp_path / f"{key}.tif", dn[i], transform, nodata=0)
+        plain = write_raster(tmp_path / f"{key}_plain.tif", dn[i], transform, nodata=0)
+        path = tmp_path / f"{key}.tif"
+        copy_raster(plain, path, driver="COG", blocksize=16)  # a Cloud-Optimised GeoTIFF, as catalogues serve
         asset = pystac.Asset(str(path), media_type=pystac.MediaType.COG, roles=["data", "reflectance"],
                              extra_fields={"raster:bands": [{"nodata": 0, "scale": 0.0001, "offset": -0.1,
                                                              "spatial_resolution": 10}]})
@@ -373,3 +377,25 @@ def test_s2cloudless_flags_a_bright_cloud(tmp_path):
     masked = (scene == profile["nodata"]).all(axis=0)
     assert masked[:60, :60].mean() > 0.9 and masked[70:, 70:].mean() < 0.1
     assert info["masked_share"]["s2cloudless clouds"] == pytest.approx(masked.mean(), abs=1e-6)
+
+
+def test_each_granule_of_an_old_multi_granule_safe_is_a_product_with_its_own_mask(tmp_path):
+    safe = tmp_path / "S2A_OPER_PRD_MSIL1C_PDMC_20160101T000000_R037_V20160101T110621_20160101T110621.SAFE"
+    imgs = []
+    for k, col in enumerate((0, 40)):
+        granule = safe / "GRANULE" / f"S2A_OPER_MSI_L1C_TL_SGS__20160101T000000_A00000{k}_T30UWC_N02.01"
+        for i, band in enumerate(BANDS):
+            write_raster(granule / "IMG_DATA" / f"S2A_OPER_MSI_L1C_TL_SGS__20160101_A00000{k}_T30UWC_{band}.jp2",
+                         np.full((40, 40), 2000 + k, np.uint16), Affine(10, 0, ORIGIN[0] + 10 * col, 0, -10, ORIGIN[1]),
+                         driver="JP2OpenJPEG")
+        (granule / "QI_DATA").mkdir(parents=True)
+        (granule / "QI_DATA" / "MSK_CLOUDS_B00.gml").write_text(GML.format(members=MEMBER if k == 1 else ""))
+        imgs.append(granule / "IMG_DATA")
+    (safe / "MTD_MSIL1C.xml").write_text(_mtd(tmp_path, "02.01", None, level="L1C"))
+    with pytest.raises(ValueError, match="several files for band B02"):
+        products.open_products(safe, BANDS, 10, None)
+    prods = products.open_products(imgs, BANDS, 10, None)
+    assert [Path(p.mask[1]).parents[1].name[-30:] for p in prods] == [i.parent.name[-30:] for i in imgs]
+    scene, profile, info = scene_of(imgs)
+    # granule 2's polygon (its own mask) lies over granule 1, which is first in the list and clear there
+    assert (scene[0, :, :40] == 2000).all() and (scene[0, :, 40:] == 2001).all() and info["masked_total"] == 0

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+import rasterio.warp
 
 import scene_prep
 from landcover.legend import CLC_BY_CODE
@@ -39,7 +40,24 @@ def test_scene_prep_writes_every_output(tmp_path, tiny_demo):
     assert {c["code"] for c in classes} == set(np.unique(truth[truth > 0]).tolist())
     patches = np.load(out / "patches_5.npz")
     assert patches["patches"].shape == (2000, 5, 5, 4)
-    assert json.loads((out / "scene_prep_config.json").read_text())["N_POINTS"] == 2000
+    saved = json.loads((out / "scene_prep_config.json").read_text())
+    assert saved["N_POINTS"] == 2000
+    # the demo product (baseline 05.00) is harmonised, and its cloud and shadow are masked out of everything
+    radiometry = saved["radiometry"]
+    assert radiometry["products"][0]["baseline"] == "05.00" and radiometry["products"][0]["offsets"]["B02"] == -1000
+    assert 0.01 < radiometry["masked_total"] < 0.3 and radiometry["masked_share"]["cloud shadows"] > 0
+    with rasterio.open(out / "scene.tif") as scene:
+        tags = scene.tags()
+        assert scene.dtypes[0] == "int16" and scene.nodata == -32768
+    assert tags["PROCESSING_BASELINES"] == "05.00" and tags["RADIOMETRY"].startswith("DN = 10000 x reflectance")
+    scl_path = next(tiny_demo.product.rglob("*_SCL_20m.jp2"))
+    with rasterio.open(scl_path) as scl_src, rasterio.open(out / "scene.tif") as scene:
+        scl = np.zeros(scene.shape, np.uint8)
+        rasterio.warp.reproject(rasterio.band(scl_src, 1), scl, dst_transform=scene.transform, dst_crs=scene.crs,
+                                resampling=rasterio.enums.Resampling.nearest)
+    cloudy = np.isin(scl, [3, 8, 9])
+    assert cloudy.sum() > 100 and (bands[:, cloudy] == -32768).all() and (truth[cloudy] == 0).all()
+    assert not cloudy[table["row"], table["col"]].any()
 
 
 def test_raster_ground_truth_gives_the_same_labels(tmp_path, tiny_demo):
@@ -63,6 +81,8 @@ def test_same_seed_same_points(tmp_path, tiny_demo):
     ("BANDS=['B02', 'B05x']", "no file for band B05x"),
     ("LABEL_ATTRIBUTE='fclass'", "no attribute 'fclass'"),
     ("PATCH_SIZE=4", "PATCH_SIZE=4"),
+    ("MAX_CLOUD_SHARE=0.01", "of the AOI is masked (clouds, shadows, snow: {"),
+    ("LABEL_VOCAB='worldcover'", "unknown class values"),
 ])
 def test_bad_input_exits_2_and_keeps_earlier_outputs(tmp_path, tiny_demo, capsys, override, message):
     out = tmp_path / "prepared"
