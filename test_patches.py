@@ -19,6 +19,10 @@ Outputs (PREDICT_DIR/<model name>/):
     prediction.png    true colour | ground truth | prediction, with legend
     evaluation.md/.csv  held-out test points (accuracy, kappa, macro F1) and
                       the whole AOI (agreement with the ground truth)
+    accuracy_assessment.md/.csv  (models with a split of the AOI's points) overall,
+                      user's and producer's accuracy and the area of every class
+                      in km2, each with its 95 % interval, from the held-out test
+                      points and the map's class proportions (Olofsson et al. 2014)
     per_class.csv, confusion_aoi.png, test_patches_config.json
 Config keys: PREDICT_MODEL, REPORTS_DIR, PREP_DIR, POINTS_FORMAT, PREDICT_DIR,
     PREDICT_BATCH, PREDICT_TILE_MB, WRITE_PROBABILITIES, STRETCH_PERCENTILES.
@@ -35,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 import config
-from landcover import cli, evaluation, inference, labels, legend, models, patch_data, plots, rasters, sampling
+from landcover import accuracy, cli, evaluation, inference, labels, legend, models, patch_data, plots, rasters, sampling
 
 log = logging.getLogger("test_patches")
 
@@ -104,6 +108,14 @@ def run() -> None:
     plots.prediction_figure(out / "prediction.png", truecolor, truth, prediction, shown,
                             f"{path.stem}: whole-AOI agreement {aoi_scores['accuracy']:.1%}")
     evaluation.write_table(table, out / "evaluation", f"Whole-scene prediction with {path.name}")
+    if side is not None:  # map accuracy and class areas with their intervals (Olofsson et al. 2014)
+        test = points[side == "test"]
+        assessment = accuracy.assessment_table(
+            test["label"].to_numpy(), prediction[test["row"], test["col"]], prediction, all_codes,
+            [c.name for c in shown], abs(profile["transform"].a * profile["transform"].e) / 1e6)
+        evaluation.write_table(assessment, out / "accuracy_assessment",
+                               f"Accuracy and area estimates of the map of {path.name} from its {len(test)} held-out "
+                               f"test points ({meta.get('split', '?')} split; Olofsson et al. 2014; +- = 95 % interval)")
     evaluation.write_table(evaluation.per_class(truth[labelled], prediction[labelled], all_codes,
                                                 [c.name for c in shown]), out / "per_class", "Whole-AOI per-class scores")
     plots.confusion_figure(out / "confusion_aoi.png", truth[labelled], prediction[labelled], all_codes,

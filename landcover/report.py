@@ -14,6 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import rasterio
 
@@ -236,8 +237,33 @@ def map_section(src: Sources, notes: list[str]) -> list[str]:
     shown = evaluation.assign(accuracy=evaluation["accuracy"].map(_pct), kappa=evaluation["kappa"].round(3),
                               macro_f1=evaluation["macro_f1"].round(3))
     _copy(src.predictions / best / "prediction.png", src.reports / "figures" / "prediction.png")
-    return ["## Whole-scene map", "", f"The best model of the sweep ({best}) over every AOI pixel.", "",
-            _md(shown), "", "![prediction](figures/prediction.png)", ""]
+    lines = ["## Whole-scene map", "", f"The best model of the sweep ({best}) over every AOI pixel.", "",
+             _md(shown), ""]
+    assessment = _read_csv(src.predictions / best / "accuracy_assessment.csv")
+    if assessment is not None:
+        overall = assessment.iloc[-1]
+        notes.append(f"Map accuracy of {best} estimated from its held-out points and the map's class proportions "
+                     f"(Olofsson et al. 2014): {_pct(overall['users_accuracy'])} +- "
+                     f"{100 * overall['users_ci95']:.1f} points (95 % interval).")
+        rows = assessment.iloc[:-1]
+        table = pd.DataFrame({
+            "class": rows["class"], "map share": rows["map_share"].map(_pct), "points": rows["n_points"],
+            "user's accuracy": [_pm(v, c) for v, c in zip(rows["users_accuracy"], rows["users_ci95"])],
+            "producer's accuracy": [_pm(v, c) for v, c in zip(rows["producers_accuracy"], rows["producers_ci95"])],
+            "area (km²)": [f"{a:.2f} ± {c:.2f}" for a, c in zip(rows["area_km2"], rows["area_ci95_km2"])]})
+        lines += ["Accuracy and class areas of the map as map producers report them (Olofsson et al. 2014: the "
+                  "map's classes as strata, weighted by their mapped share; ± is the 95 % interval), from the "
+                  f"model's {int(overall['n_points']):,} held-out test points: overall accuracy "
+                  f"{_pm(overall['users_accuracy'], overall['users_ci95'])}. The points of a spatial-block split are "
+                  "clustered, so their intervals are too narrow.", "", _md(table), ""]
+    return lines + ["![prediction](figures/prediction.png)", ""]
+
+
+def _pm(value: float, ci: float) -> str:
+    """A share with its 95 % interval half-width, in per cent: ``"88.0 ± 7.4 %"`` (``"-"`` when undefined)."""
+    if not np.isfinite(value):
+        return "-"
+    return f"{100 * value:.1f} ± {100 * ci:.1f} %" if np.isfinite(ci) else f"{100 * value:.1f} %"
 
 
 def bigearth_section(src: Sources, notes: list[str]) -> list[str]:

@@ -50,6 +50,14 @@ def test_train_sweep_then_whole_scene_maps(tmp_path, tiny_demo, padding):
     assert evaluation.loc[0, "accuracy"] == pytest.approx(best["test_accuracy"], abs=1.01 / evaluation.loc[0, "pixels"])
     for name in ["confidence.tif", "prediction.png", "confusion_aoi.png", "per_class.csv"]:
         assert (out / name).exists(), name
+    # the map's accuracy and class areas from the held-out points (Olofsson et al. 2014)
+    assessment = pd.read_csv(out / "accuracy_assessment.csv")
+    overall, classes = assessment.iloc[-1], assessment.iloc[:-1]
+    assert overall["class"] == "overall" and overall["n_points"] == evaluation.loc[0, "pixels"]
+    assert 0 < overall["users_accuracy"] < 1 and 0 < overall["users_ci95"] < 0.2
+    assert overall["area_km2"] == pytest.approx((prediction > 0).sum() * 1e-4)  # 10 m pixels
+    assert classes["map_share"].sum() == pytest.approx(1) and classes["area_km2"].sum() == pytest.approx(
+        overall["area_km2"])
     if padding == "valid":  # the probability stack: one band per class, summing to 1 where predicted
         with rasterio.open(out / "probabilities.tif") as src:
             probs = src.read()
@@ -73,6 +81,7 @@ def test_model_on_a_scene_with_other_bands_is_refused(tmp_path, tiny_demo, capsy
     assert scene_maps.main([*args, "--set", f"PREDICT_MODEL={model}"]) == 0
     evaluation = pd.read_csv(tmp_path / "maps" / "patch_cnn_random_3" / "evaluation.csv")
     assert evaluation["evaluated_on"].tolist() == ["whole AOI (training pixels included)"]
+    assert not (tmp_path / "maps" / "patch_cnn_random_3" / "accuracy_assessment.csv").exists()
 
 
 def test_missing_model_says_what_to_run(tmp_path, capsys):
