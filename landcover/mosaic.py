@@ -143,10 +143,18 @@ def read_mosaic(prods: list[products.Product], grid: Grid, aoi: BaseGeometry | N
     inside = np.ones(grid.shape, bool) if aoi is None else \
         ~geometry_mask([mapping(aoi)], out_shape=grid.shape, transform=grid.transform)
     for product in tqdm(prods, desc="reading products", unit="product", disable=None):
-        stack = np.empty((len(bands), *grid.shape), np.float32)
+        # one band at a time in float32 (resampling), kept in the output dtype: 2 bytes a value, not 4
+        stack = np.empty((len(bands), *grid.shape), dtype)
+        valid = inside.copy()
         for i, band in enumerate(bands):
-            stack[i] = rasters.read_on_grid(product.bands[band], grid, Resampling.bilinear)
-        valid = (stack != rasters.S2_NODATA).all(axis=0) & inside
+            dn = rasters.read_on_grid(product.bands[band], grid, Resampling.bilinear)
+            has = dn != rasters.S2_NODATA
+            valid &= has
+            if harmonize:
+                stack[i] = products.harmonise(dn, has, product.meta.offset(band), product.meta.quantification)
+            else:
+                stack[i] = np.rint(dn).astype(dtype)
+            del dn
         if not valid.any():
             log.info("%s: no valid pixel in the AOI", product.name)
             continue
@@ -160,12 +168,7 @@ def read_mosaic(prods: list[products.Product], grid: Grid, aoi: BaseGeometry | N
             reason[new] = reasons.index(name)
             masked |= m
         take = valid & ~masked & ~filled
-        for i, band in enumerate(bands):
-            if harmonize:
-                values = products.harmonise(stack[i], take, product.meta.offset(band), product.meta.quantification)
-                scene[i][take] = values[take]
-            else:
-                scene[i][take] = np.rint(stack[i][take]).astype(dtype)
+        scene[:, take] = stack[:, take]
         filled |= take
         has_data |= valid
         log.info("%s: %d pixels taken, %d masked", product.name, int(take.sum()), int((valid & masked).sum()))

@@ -234,6 +234,9 @@ def harmonise(dn: np.ndarray, valid: np.ndarray, offset: float, quantification: 
         +-32767 (reflectance 3.3, saturated pixels only).
     """
     out = np.full(dn.shape, HARMONIZED_NODATA, np.int16)
-    value = (dn[valid].astype(np.float64) + offset) * (10000.0 / quantification)
-    out[valid] = np.clip(np.rint(value), -32767, 32767).astype(np.int16)
+    value = np.rint((dn[valid].astype(np.float64) + offset) * (10000.0 / quantification))
+    beyond = int((np.abs(value) > 32767).sum())
+    if beyond:
+        log.warning("%d values beyond reflectance +-3.28 (saturated pixels) clipped to the int16 range", beyond)
+    out[valid] = np.clip(value, -32767, 32767).astype(np.int16)
     return out
