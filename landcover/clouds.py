@@ -24,8 +24,13 @@ import logging
 import math
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
+import pyogrio
+from affine import Affine
 from rasterio.enums import Resampling
+from rasterio.features import rasterize
+from rasterio.warp import reproject
 
 from landcover import rasters
 from landcover.rasters import Grid
@@ -51,9 +56,7 @@ def find_product_mask(scene_path: Path) -> tuple[str, str] | None:
     old multi-granule ``.SAFE`` has one mask per granule), else the folder
     itself (a ``.SAFE`` of one granule, or a folder of band files).
     """
-    path = Path(scene_path).resolve()
-    granule = next((p for p in [path, *path.parents] if p.parent.name == "GRANULE"), None)
-    root = granule or path
+    root = rasters.granule_folder(scene_path) or Path(scene_path).resolve()
     files = sorted(p for p in root.rglob("*") if p.is_file())
     scl = [p for p in files if "SCL" in p.stem.upper().split("_") and p.suffix.lower() in rasters.RASTER_SUFFIXES]
     if scl:
@@ -118,10 +121,6 @@ def product_masks(product, grid: Grid, scl_classes: list[int], mode, threshold: 
 
 def _gml_masks(path: str, grid: Grid) -> dict[str, np.ndarray]:
     """Masks from an old L1C ``MSK_CLOUDS_B00.gml`` (empty or featureless: no cloud)."""
-    import geopandas as gpd
-    import pyogrio
-    from rasterio.features import rasterize
-
     text = Path(path).read_text(errors="replace")
     if "MaskFeature" not in text:  # ESA writes an empty mask (or none at all) when there is no cloud
         log.info("%s holds no cloud polygon", path)
@@ -158,8 +157,6 @@ def s2cloudless_mask(product, grid: Grid, threshold: float, dilation_m: float) -
     except ImportError as err:
         raise ValueError("MASK_CLOUDS='s2cloudless' needs the s2cloudless package: pip install s2cloudless "
                          "(or set MASK_CLOUDS=True to use the product's own mask)") from err
-    from affine import Affine
-
     if product.folder is None:
         raise ValueError(f"{product.source}: s2cloudless reads the L1C bands from a product folder; "
                          "this STAC item has none")
@@ -180,8 +177,6 @@ def s2cloudless_mask(product, grid: Grid, threshold: float, dilation_m: float) -
     detector = S2PixelCloudDetector(threshold=threshold, average_over=4, dilation_size=round(dilation_m / res),
                                     all_bands=False)
     mask = detector.get_cloud_masks(stack[np.newaxis])[0].astype(np.uint8) * valid
-    from rasterio.warp import reproject
-
     out = np.zeros(grid.shape, np.uint8)
     reproject(mask, out, src_transform=coarse.transform, src_crs=grid.crs, dst_transform=grid.transform,
               dst_crs=grid.crs, resampling=Resampling.nearest)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landcover import rasters
+from landcover import clouds, rasters
 
 log = logging.getLogger(__name__)
 
@@ -189,10 +189,9 @@ def product_from_folder(scene_path: Path, bands: list[str], resolution: int, sce
         meta = Metadata(None, None, 10000.0, {}, "none")
         log.info("%s: no product metadata (MTD_MSIL*.xml): no radiometric offset applied; set SCENE_OFFSET "
                  "(e.g. -1000 for baseline 04.00 and later) if the files carry one", scene_path)
-    product_root = mtd.parent if mtd is not None else scene_path
-    from landcover import clouds  # the mask finder lives with the masks
-
-    return Product(product_root.name, str(scene_path), {b: str(p) for b, p in files.items()}, meta,
+    # a granule of an old multi-granule product is named by its granule, a product by its .SAFE
+    name = (rasters.granule_folder(scene_path) or (mtd.parent if mtd is not None else scene_path)).name
+    return Product(name, str(scene_path), {b: str(p) for b, p in files.items()}, meta,
                    clouds.find_product_mask(scene_path), scene_path)
 
 
@@ -210,7 +209,7 @@ def open_products(scene_path, bands: list[str], resolution: int, scene_offset: f
     out = []
     for src in sources:
         if is_stac(src):
-            from landcover import stac
+            from landcover import stac  # pystac is imported only for STAC items (and stac uses this module)
 
             out.append(stac.product_from_item(str(src), bands, resolution))
         else:

@@ -54,6 +54,12 @@ def _band_pattern(band: str) -> re.Pattern:
     return re.compile(rf"(?<![A-Za-z0-9]){re.escape(band)}(?![A-Za-z0-9])", re.IGNORECASE)
 
 
+def granule_folder(path: Path) -> Path | None:
+    """The ``GRANULE/<granule>`` folder holding ``path`` inside a ``.SAFE``, or None."""
+    path = Path(path).resolve()
+    return next((p for p in [path, *path.parents] if p.parent.name == "GRANULE"), None)
+
+
 def _resolution_in_name(path: Path) -> int | None:
     """Resolution written in a Sentinel-2 file or folder name (``_10m`` / ``R10m``)."""
     m = re.search(r"_(\d+)m$", path.stem) or re.search(r"^R(\d+)m$", path.parent.name)

@@ -16,9 +16,10 @@ import pandas as pd
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.features import shapes
-from landcover import rasters
 from shapely.geometry import shape
 from skimage.segmentation import felzenszwalb, relabel_sequential
+
+from landcover import rasters
 
 log = logging.getLogger(__name__)
 
