@@ -399,3 +399,90 @@ def test_each_granule_of_an_old_multi_granule_safe_is_a_product_with_its_own_mas
     scene, profile, info = scene_of(imgs)
     # granule 2's polygon (its own mask) lies over granule 1, which is first in the list and clear there
     assert (scene[0, :, :40] == 2000).all() and (scene[0, :, 40:] == 2001).all() and info["masked_total"] == 0
+
+
+RANGE_SERVER = """
+import os, re, sys
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Handler(SimpleHTTPRequestHandler):
+    # a file server that honours HTTP Range requests, as object stores do, and logs the bytes it sends
+
+    def log_message(self, *args):
+        pass
+
+    def send_head(self):
+        path = self.translate_path(self.path)
+        if not os.path.isfile(path):
+            self.send_error(404)
+            return None
+        size = os.path.getsize(path)
+        match = re.match(r"bytes=(\\d+)-(\\d*)", self.headers.get("Range", ""))
+        start, end = (int(match.group(1)), min(int(match.group(2) or size - 1), size - 1)) if match else (0, size - 1)
+        self.send_response(206 if match else 200)
+        if match:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        self.range = (start, end)
+        return open(path, "rb")
+
+    def copyfile(self, source, outputfile):
+        start, end = self.range
+        source.seek(start)
+        data = source.read(end - start + 1)
+        with open(sys.argv[2], "a") as log:
+            log.write(f"{len(data)}\\n")
+        outputfile.write(data)
+
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=sys.argv[1]))
+with open(sys.argv[3], "w") as f:
+    f.write(str(server.server_address[1]))
+server.serve_forever()
+"""
+
+
+def test_stac_item_over_http_reads_only_the_aoi_window(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    # a 2048 x 2048 px band as a COG served over HTTP (in its own process, as a remote server is);
+    # the AOI is a 100 x 100 px window of it
+    rng = np.random.default_rng(0)
+    dn = rng.integers(1001, 6000, (4, 2048, 2048), dtype=np.uint16)
+    transform = Affine(10, 0, ORIGIN[0], 0, -10, ORIGIN[1])
+    item_path = _item(tmp_path / "cogs", dn, transform)
+    (tmp_path / "server.py").write_text(RANGE_SERVER)
+    log, port_file = tmp_path / "sent.txt", tmp_path / "port.txt"
+    server = subprocess.Popen([sys.executable, str(tmp_path / "server.py"), str(tmp_path / "cogs"), str(log),
+                               str(port_file)])
+    try:
+        for _ in range(100):
+            if port_file.exists() and port_file.read_text():
+                break
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port_file.read_text()}"
+        text = item_path.read_text().replace(str(tmp_path / "cogs"), url)
+        (tmp_path / "cogs" / "item_http.json").write_text(text)
+        x0, y0 = ORIGIN[0] + 10 * 1000, ORIGIN[1] - 10 * 1000
+        lon, lat = warp_transform(UTM30, "EPSG:4326", [x0 + 5, x0 + 995], [y0 - 995, y0 - 5])
+        aoi = (lon[0], lat[0], lon[1], lat[1])
+        scene, profile, _ = scene_of(f"{url}/item_http.json", aoi, mask_mode=False)
+    finally:
+        server.terminate()
+        server.wait()
+    sent = sum(int(line) for line in log.read_text().split())
+    r0 = round((ORIGIN[1] - profile["transform"].f) / 10)
+    c0 = round((profile["transform"].c - ORIGIN[0]) / 10)
+    h, w = scene.shape[1:]
+    assert 95 <= h <= 110 and 95 <= w <= 110
+    valid = scene != products.HARMONIZED_NODATA
+    assert valid.mean() > 0.9
+    assert np.array_equal(scene[valid], (dn[:, r0:r0 + h, c0:c0 + w].astype(np.int16) - 1000)[valid])
+    whole = sum((tmp_path / "cogs" / f"{k}.tif").stat().st_size for k in ("blue", "green", "red", "nir"))
+    assert sent < 0.1 * whole, (sent, whole)  # windowed reads of the COG's tiles, not whole files
