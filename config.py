@@ -137,9 +137,17 @@ BLOCK_SIZE = 100
 TRAIN_SIZES = [2_000, 10_000]
 # Random forest: number of trees (study: 100).
 RF_TREES = 100
-# The study's MLP: SGD learning rate (momentum 0.9, Nesterov), epochs, batch
-# size, early-stopping patience in epochs (on validation accuracy).
+# Forests run by test_segment.py: "labels" (a normal classifier, the baseline)
+# and "onehot" (the study's code: a multi-output forest fitted on the one-hot
+# label matrix, a pixel counted right only if its predicted row is exactly its
+# one-hot label, so a pixel where no class gets a majority is wrong).
+RF_TARGETS = ["labels", "onehot"]
+# The study's MLP: SGD learning rate (momentum 0.9, Nesterov), learning-rate
+# decay per step (Keras 2's SGD decay; study: 1e-6), epochs, batch size,
+# early-stopping patience in epochs (on validation accuracy; None: no early
+# stopping, every epoch trained and the last weights kept, as the study).
 MLP_LEARNING_RATE = 0.01
+MLP_DECAY = 0.0
 MLP_EPOCHS = 40
 MLP_BATCH_SIZE = 128
 MLP_PATIENCE = 5
@@ -155,8 +163,11 @@ PATCH_MIN_SAMPLES = 100
 # without padding; its head becomes convolutional, so a whole scene is
 # predicted in one pass per tile, giving exactly the per-patch labels).
 CNN_PADDING = "same"
+# Kernel initializer of every layer: "glorot_uniform" (Keras's default) or
+# "uniform" (the study's: uniform in -0.05..0.05).
+CNN_INIT = "glorot_uniform"
 # Adam learning rate (study: 1e-4), epochs, batch size, early-stopping
-# patience (epochs, on validation accuracy).
+# patience (epochs, on validation accuracy; the best epoch's weights kept).
 CNN_LEARNING_RATE = 1e-4
 CNN_EPOCHS = 10
 CNN_BATCH_SIZE = 128
@@ -218,7 +229,8 @@ SEED = 42
 
 # --------------------------------------------------------------- presets ----
 # A preset is a set of overrides applied before --set. "demo" is what this file
-# says; "paper" is the study's scale (run it on your own product and labels).
+# says; "paper" is the study's scale and training protocol, as its public code
+# has it (run it on your own product and labels).
 PRESETS = {
     "demo": {},
     "paper": {
@@ -226,11 +238,19 @@ PRESETS = {
         "N_POINTS": 400_000,
         "PATCH_SIZES": [3, 5, 7, 11, 21, 61],
         "TRAIN_SIZES": [10_000, 100_000, 250_000],
-        "MLP_EPOCHS": 100,
-        "MLP_PATIENCE": 10,
-        "CNN_EPOCHS": 100,
+        # MLP: SGD 0.01, decay 1e-6, momentum 0.9, Nesterov, 75 epochs, batch 512, no early stopping
+        "MLP_DECAY": 1e-6,
+        "MLP_EPOCHS": 75,
+        "MLP_BATCH_SIZE": 512,
+        "MLP_PATIENCE": None,
+        # CNN: uniform initializer, Adam 1e-4, batch 512, 75 epochs, early stopping (patience 10, best kept)
+        "CNN_INIT": "uniform",
+        "CNN_EPOCHS": 75,
+        "CNN_BATCH_SIZE": 512,
         "CNN_PATIENCE": 10,
         "CNN_TRAIN_SIZE": None,
+        # classes with 100 or fewer points dropped
+        "PATCH_MIN_SAMPLES": 101,
         "BE_EPOCHS": 100,
         "BE_PATIENCE": 10,
         "TRANSFER_TRAIN_SIZE": 20_000,

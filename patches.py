@@ -21,7 +21,7 @@ Outputs:
     REPORTS_DIR/patches/per_class.csv, confusion_<split>_<p>.png, curves_<split>.png
     REPORTS_DIR/patches/patches_config.json
 Config keys: PREP_DIR, POINTS_FORMAT, PATCH_SIZES, PATCH_MIN_SAMPLES, CNN_PADDING,
-    CNN_LEARNING_RATE, CNN_EPOCHS, CNN_BATCH_SIZE, CNN_PATIENCE, CNN_TRAIN_SIZE,
+    CNN_INIT, CNN_LEARNING_RATE, CNN_EPOCHS, CNN_BATCH_SIZE, CNN_PATIENCE, CNN_TRAIN_SIZE,
     SPLITS, VAL_FRACTION, TEST_FRACTION, BLOCK_SIZE, TF_DETERMINISTIC, SEED,
     MODELS_DIR, REPORTS_DIR.
 Run:
@@ -75,7 +75,8 @@ def run() -> None:
             run_ = experiment.run_patch_cnn(
                 scene, rows, cols, y, train, val, test, len(codes), p, padding=config.CNN_PADDING, seed=config.SEED,
                 learning_rate=config.CNN_LEARNING_RATE, epochs=config.CNN_EPOCHS, batch_size=config.CNN_BATCH_SIZE,
-                patience=config.CNN_PATIENCE, deterministic=config.TF_DETERMINISTIC, desc=f"CNN {p}x{p} {protocol}")
+                patience=config.CNN_PATIENCE, deterministic=config.TF_DETERMINISTIC, init=config.CNN_INIT,
+                desc=f"CNN {p}x{p} {protocol}")
             res = run_.result
             name = f"patch_cnn_{protocol}_{p}"
             metadata = {
@@ -110,8 +111,8 @@ def run() -> None:
     print(table.drop(columns="model").to_markdown(index=False, floatfmt=".3f"))
 
 
-CONFIG_KEYS = ("PREP_DIR", "POINTS_FORMAT", "PATCH_SIZES", "PATCH_MIN_SAMPLES", "CNN_PADDING", "CNN_LEARNING_RATE",
-               "CNN_EPOCHS", "CNN_BATCH_SIZE", "CNN_PATIENCE", "CNN_TRAIN_SIZE", "SPLITS", "VAL_FRACTION",
+CONFIG_KEYS = ("PREP_DIR", "POINTS_FORMAT", "PATCH_SIZES", "PATCH_MIN_SAMPLES", "CNN_PADDING", "CNN_INIT",
+               "CNN_LEARNING_RATE", "CNN_EPOCHS", "CNN_BATCH_SIZE", "CNN_PATIENCE", "CNN_TRAIN_SIZE", "SPLITS", "VAL_FRACTION",
                "TEST_FRACTION", "BLOCK_SIZE", "TF_DETERMINISTIC", "SEED", "MODELS_DIR", "REPORTS_DIR")
 
 

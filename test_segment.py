@@ -1,8 +1,11 @@
 """Stage 3: the per-pixel experiment: random forest vs MLP, with and without the segment type.
 
-Not a test suite: this is the study's first experiment. Three classifiers on
-the sampled points:
+Not a test suite: this is the study's first experiment. Classifiers on the
+sampled points:
     Random forest  bands + indices (RF_TREES trees, seeded)      the baseline
+    Random forest (one-hot, the study's)  the same forest fitted on the one-hot
+                   label matrix and scored by exact match of the predicted row,
+                   as the study's code did (RF_TARGETS: which forests run)
     MLP-Pixel      the study's MLP on bands + indices
     MLP            the study's MLP on bands + indices + segment type
 under each split protocol in SPLITS ("random": pixels drawn at random, the
@@ -20,14 +23,15 @@ Outputs (REPORTS_DIR/segments/):
     confusion_<classifier>_<split>.png, curves_<split>.png
     test_segment_config.json  the effective configuration
 Config keys: PREP_DIR, SEG_DIR, POINTS_FORMAT, BANDS, INDICES, SPLITS,
-    VAL_FRACTION, TEST_FRACTION, BLOCK_SIZE, TRAIN_SIZES, RF_TREES,
-    MLP_LEARNING_RATE, MLP_EPOCHS, MLP_BATCH_SIZE, MLP_PATIENCE, TF_DETERMINISTIC,
-    SEED, REPORTS_DIR.
+    VAL_FRACTION, TEST_FRACTION, BLOCK_SIZE, TRAIN_SIZES, RF_TREES, RF_TARGETS,
+    MLP_LEARNING_RATE, MLP_DECAY, MLP_EPOCHS, MLP_BATCH_SIZE, MLP_PATIENCE,
+    TF_DETERMINISTIC, SEED, REPORTS_DIR.
 Run:
     python test_segment.py [--set "TRAIN_SIZES=[1000]" ...]
 """
 
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -39,8 +43,14 @@ from landcover import cli, evaluation, experiment, features, labels, plots, samp
 
 log = logging.getLogger("test_segment")
 
-# (name in the tables, model kind, uses the segment type)
-CLASSIFIERS = [("Random forest", "rf", False), ("MLP-Pixel", "mlp", False), ("MLP", "mlp", True)]
+# (name in the tables, model kind, uses the segment type); the forests come from RF_TARGETS
+FORESTS = {"labels": ("Random forest", "rf"), "onehot": ("Random forest (one-hot, the study's)", "rf_onehot")}
+NETWORKS = [("MLP-Pixel", "mlp", False), ("MLP", "mlp", True)]
+
+
+def classifiers() -> list[tuple[str, str, bool]]:
+    """The classifiers run: the forests of RF_TARGETS, then the two MLPs."""
+    return [(*FORESTS[t], False) for t in config.RF_TARGETS] + NETWORKS
 
 
 def check_config() -> None:
@@ -49,6 +59,8 @@ def check_config() -> None:
     unknown = set(config.SPLITS) - set(splits.SPLITS)
     if unknown or not config.SPLITS:
         raise ValueError(f"SPLITS={config.SPLITS}: expected some of {splits.SPLITS}")
+    if not set(config.RF_TARGETS) <= set(FORESTS) or len(set(config.RF_TARGETS)) != len(config.RF_TARGETS):
+        raise ValueError(f"RF_TARGETS={config.RF_TARGETS}: expected some of {list(FORESTS)}, once each")
 
 
 def run() -> None:
@@ -74,12 +86,13 @@ def run() -> None:
         histories = {}
         for size in sorted(config.TRAIN_SIZES):
             train = splits.training_subset(np.flatnonzero(side == 0), size, rng)
-            for name, kind, with_segment in CLASSIFIERS:
+            for name, kind, with_segment in classifiers():
                 res = experiment.run_pixel_classifier(
                     kind, x_segment if with_segment else x_pixel, y, train, val, test, len(codes),
                     seed=config.SEED, rf_trees=config.RF_TREES, learning_rate=config.MLP_LEARNING_RATE,
                     epochs=config.MLP_EPOCHS, batch_size=config.MLP_BATCH_SIZE, patience=config.MLP_PATIENCE,
-                    deterministic=config.TF_DETERMINISTIC, desc=f"{name} {protocol} {train.size}")
+                    deterministic=config.TF_DETERMINISTIC, decay=config.MLP_DECAY,
+                    desc=f"{name} {protocol} {train.size}")
                 results.append({"classifier": name, "split": protocol, "train_size": train.size,
                                 "val_accuracy": res.val["accuracy"], "test_accuracy": res.test["accuracy"],
                                 "kappa": res.test["kappa"], "macro_f1": res.test["macro_f1"]})
@@ -99,7 +112,7 @@ def run() -> None:
     evaluation.write_table(table, out / "results", "Per-pixel experiment: random forest vs MLP, with and without segment type")
     evaluation.write_table(pd.concat(per_class, ignore_index=True), out / "per_class", "Per-class scores")
     for (name, protocol), (truth, pred) in figures.items():
-        slug = name.lower().replace(" ", "_").replace("-", "_")
+        slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")  # "Random forest (one-hot, ...)" too
         plots.confusion_figure(out / f"confusion_{slug}_{protocol}.png", truth, pred, np.arange(len(codes)), names,
                                f"{name}, {protocol} split (test)")
     cli.save_config(out, "test_segment")
@@ -107,8 +120,8 @@ def run() -> None:
 
 
 CONFIG_KEYS = ("PREP_DIR", "SEG_DIR", "POINTS_FORMAT", "BANDS", "INDICES", "SPLITS", "VAL_FRACTION", "TEST_FRACTION",
-               "BLOCK_SIZE", "TRAIN_SIZES", "RF_TREES", "MLP_LEARNING_RATE", "MLP_EPOCHS", "MLP_BATCH_SIZE",
-               "MLP_PATIENCE", "TF_DETERMINISTIC", "SEED", "REPORTS_DIR")
+               "BLOCK_SIZE", "TRAIN_SIZES", "RF_TREES", "RF_TARGETS", "MLP_LEARNING_RATE", "MLP_DECAY", "MLP_EPOCHS",
+               "MLP_BATCH_SIZE", "MLP_PATIENCE", "TF_DETERMINISTIC", "SEED", "REPORTS_DIR")
 
 
 def inputs() -> list[Path]:

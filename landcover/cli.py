@@ -40,6 +40,8 @@ _ALTERNATIVE_TYPES: dict[str, tuple[type, ...]] = {
     "AOI": (tuple, list, Path, type(None)),
     "LABEL_LAYER": (str, int, type(None)),
     "CNN_TRAIN_SIZE": (int, type(None)),
+    "MLP_PATIENCE": (int, type(None)),
+    "CNN_PATIENCE": (int, type(None)),
     "PREDICT_MODEL": (Path, type(None)),
     "BIGEARTH_CLASSES": (str, list, tuple),
     "BIGEARTH_CLOUD_LIST": (Path, type(None)),

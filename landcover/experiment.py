@@ -21,10 +21,14 @@ class RunResult:
 
 def run_pixel_classifier(kind: str, x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray,
                          test: np.ndarray, n_classes: int, *, seed: int, rf_trees: int, learning_rate: float,
-                         epochs: int, batch_size: int, patience: int, deterministic: bool,
-                         desc: str = "") -> RunResult:
-    """Train ``kind`` ("rf" or "mlp") on rows ``train`` of x and score it on ``val`` and ``test``.
+                         epochs: int, batch_size: int, patience: int | None, deterministic: bool,
+                         decay: float = 0.0, desc: str = "") -> RunResult:
+    """Train ``kind`` on rows ``train`` of x and score it on ``val`` and ``test``.
 
+    Kinds: ``"rf"`` (a random forest, a normal classifier), ``"rf_onehot"``
+    (the study's forest, fitted on the one-hot label matrix and scored by
+    exact match of the predicted row: a pixel where no class, or several, get
+    a majority is predicted as -1, wrong for every class), ``"mlp"``.
     Features are standardised with statistics of the training rows only.
 
     Args:
@@ -39,9 +43,14 @@ def run_pixel_classifier(kind: str, x: np.ndarray, y: np.ndarray, train: np.ndar
         model = models.random_forest(rf_trees, seed).fit(xs[train], y[train])
         pred_val, pred_test = model.predict(xs[val]), model.predict(xs[test])
         history: dict[str, list[float]] = {}
+    elif kind == "rf_onehot":
+        model = models.fit_onehot_forest(xs[train], y[train], n_classes, rf_trees, seed)
+        pred_val = models.onehot_decision(model.predict(xs[val]))
+        pred_test = models.onehot_decision(model.predict(xs[test]))
+        history = {}
     elif kind == "mlp":
         models.seed_keras(seed, deterministic)
-        model = models.build_mlp(x.shape[1], n_classes, learning_rate)
+        model = models.build_mlp(x.shape[1], n_classes, learning_rate, decay)
         history = models.fit_keras(model, xs[train], y[train], xs[val], y[val], epochs=epochs,
                                    batch_size=batch_size, patience=patience, desc=desc or "MLP")
         pred_val = model.predict(xs[val], batch_size=4096, verbose=0).argmax(axis=1)
@@ -64,8 +73,8 @@ class PatchRun:
 
 def run_patch_cnn(scene: np.ndarray, rows: np.ndarray, cols: np.ndarray, y: np.ndarray, train: np.ndarray,
                   val: np.ndarray, test: np.ndarray, n_classes: int, patch_size: int, *, padding: str, seed: int,
-                  learning_rate: float, epochs: int, batch_size: int, patience: int, deterministic: bool,
-                  desc: str = "") -> PatchRun:
+                  learning_rate: float, epochs: int, batch_size: int, patience: int | None, deterministic: bool,
+                  init: str = "glorot_uniform", desc: str = "") -> PatchRun:
     """Train the patch CNN on patches cut on the fly around the training points.
 
     Per-band normalisation is fitted on the training points only; balanced
@@ -86,7 +95,8 @@ def run_patch_cnn(scene: np.ndarray, rows: np.ndarray, cols: np.ndarray, y: np.n
     def data(index: np.ndarray, **kwargs):
         return patch_data.patch_dataset(padded, patch_size, rows[index], cols[index], y[index], batch_size, **kwargs)
 
-    model = models.build_patch_cnn(patch_size, scene.shape[0], n_classes, padding=padding, learning_rate=learning_rate)
+    model = models.build_patch_cnn(patch_size, scene.shape[0], n_classes, padding=padding, learning_rate=learning_rate,
+                                   init=init)
     history = models.fit_keras(
         model, data(train, class_weights=models.balanced_class_weights(y[train]), shuffle=True, seed=seed),
         y[train], data(val), y[val], epochs=epochs, batch_size=batch_size, patience=patience,

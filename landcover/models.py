@@ -23,6 +23,30 @@ def random_forest(n_trees: int, seed: int) -> RandomForestClassifier:
     return RandomForestClassifier(n_estimators=n_trees, random_state=seed, n_jobs=-1)
 
 
+def fit_onehot_forest(x: np.ndarray, y: np.ndarray, n_classes: int, n_trees: int, seed: int) -> RandomForestClassifier:
+    """The study's forest: fitted on the one-hot label matrix, a multi-output forest (one 0/1 output per class).
+
+    Args:
+        x: (N, features) float.
+        y: (N,) class indices 0..n_classes-1.
+    """
+    return random_forest(n_trees, seed).fit(x, np.eye(n_classes, dtype=np.int8)[y])
+
+
+def onehot_decision(rows: np.ndarray) -> np.ndarray:
+    """Class index of each predicted one-hot row, as the study scored it: -1 (wrong for every
+    class) where the row is not exactly one class, i.e. no class or several got a majority.
+
+    Args:
+        rows: (N, classes) 0/1 predictions of :func:`fit_onehot_forest`'s model.
+
+    Returns:
+        (N,) int64.
+    """
+    rows = np.asarray(rows)
+    return np.where(rows.sum(axis=1) == 1, rows.argmax(axis=1), -1).astype(np.int64)
+
+
 def seed_keras(seed: int, deterministic: bool) -> None:
     """Seed Python, NumPy and TensorFlow; optionally make TensorFlow's ops deterministic."""
     # TensorFlow 2.2x logs a harmless tf.data attribute mismatch at C++ "error" level on every fit
@@ -36,13 +60,15 @@ def seed_keras(seed: int, deterministic: bool) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def build_mlp(n_features: int, n_classes: int, learning_rate: float):
+def build_mlp(n_features: int, n_classes: int, learning_rate: float, decay: float = 0.0):
     """The study's MLP: Dense 400-300-200 (ReLU, dropout 0.2), softmax;
     SGD (momentum 0.9, Nesterov) on sparse categorical cross-entropy.
 
     Args:
         n_features: width of the (N, n_features) float input.
         n_classes: number of output classes (labels are 0..n_classes-1).
+        decay: the study's ``SGD(decay=1e-6)`` of Keras 2, the learning rate divided by
+            ``1 + decay * step`` (Keras 3's InverseTimeDecay); 0: a constant rate.
     """
     import keras
     from keras import layers
@@ -54,7 +80,9 @@ def build_mlp(n_features: int, n_classes: int, learning_rate: float):
         layers.Dense(200, activation="relu"), layers.Dropout(0.2),
         layers.Dense(n_classes, activation="softmax"),
     ], name="mlp")
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9, nesterov=True),
+    rate = keras.optimizers.schedules.InverseTimeDecay(learning_rate, decay_steps=1, decay_rate=decay) \
+        if decay else learning_rate
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=rate, momentum=0.9, nesterov=True),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
@@ -84,10 +112,11 @@ def _progress_callback(epochs: int, desc: str):
 
 
 def fit_keras(model, x_train, y_train: np.ndarray, x_val, y_val: np.ndarray, *, epochs: int, batch_size: int,
-              patience: int, desc: str = "training") -> dict[str, list[float]]:
+              patience: int | None, desc: str = "training") -> dict[str, list[float]]:
     """Train with balanced class weights and early stopping on validation accuracy.
 
-    The weights of the best validation epoch are restored.
+    The weights of the best validation epoch are restored. ``patience=None``
+    trains every epoch and keeps the last weights (the study's MLP).
 
     Args:
         x_train, x_val: arrays (N, ...), or Keras ``PyDataset`` objects that
@@ -99,7 +128,10 @@ def fit_keras(model, x_train, y_train: np.ndarray, x_val, y_val: np.ndarray, *, 
     """
     import keras
 
-    stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience, restore_best_weights=True)
+    callbacks = [_progress_callback(epochs, desc)]
+    if patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience,
+                                                       restore_best_weights=True))
     fit_args: dict[str, Any] = {}
     if isinstance(x_train, np.ndarray):
         fit_args = {"y": y_train, "batch_size": batch_size, "shuffle": True}
@@ -109,7 +141,7 @@ def fit_keras(model, x_train, y_train: np.ndarray, x_val, y_val: np.ndarray, *, 
     if isinstance(x_train, np.ndarray):
         fit_args["class_weight"] = balanced_class_weights(y_train)  # a PyDataset yields sample weights itself
     history = model.fit(x_train, epochs=epochs, validation_data=validation,
-                        callbacks=[stop, _progress_callback(epochs, desc)], verbose=0, **fit_args)
+                        callbacks=callbacks, verbose=0, **fit_args)
     best = int(np.argmax(history.history["val_accuracy"]))
     log.info("%s: %d epochs, best validation accuracy %.3f at epoch %d", desc, len(history.history["loss"]),
              history.history["val_accuracy"][best], best + 1)
@@ -120,9 +152,13 @@ CNN_FILTERS = (8, 16, 32, 64, 128, 128)
 
 
 def build_patch_cnn(patch_size: int, n_bands: int, n_classes: int, *, padding: str = "same",
-                    learning_rate: float = 1e-4, filters: tuple[int, ...] = CNN_FILTERS, dense: int = 1000):
+                    learning_rate: float = 1e-4, filters: tuple[int, ...] = CNN_FILTERS, dense: int = 1000,
+                    init: str = "glorot_uniform"):
     """The study's patch CNN: Conv2D 8-16-32-64-128-128 (3x3, ReLU), Flatten,
     Dense 1000 (ReLU), softmax; Adam. Input (N, p, p, bands), channels-last.
+
+    ``init`` is the kernel initializer of every layer: Keras's default
+    ``"glorot_uniform"``, or the study's ``"uniform"`` (Keras's RandomUniform, -0.05..0.05).
 
     ``padding="same"`` is the study's network. ``padding="valid"`` shrinks the
     patch by 2 per 3x3 layer; once it is 1x1 the remaining layers are 1x1
@@ -138,12 +174,13 @@ def build_patch_cnn(patch_size: int, n_bands: int, n_classes: int, *, padding: s
     x, size = inputs, patch_size
     for i, f in enumerate(filters):
         kernel = 3 if padding == "same" or size >= 3 else 1
-        x = layers.Conv2D(f, kernel, padding=padding, activation="relu", name=f"conv{i + 1}")(x)
+        x = layers.Conv2D(f, kernel, padding=padding, activation="relu", kernel_initializer=init,
+                          name=f"conv{i + 1}")(x)
         if padding == "valid":
             size -= kernel - 1
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(dense, activation="relu", name="dense")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="classes")(x)
+    x = layers.Dense(dense, activation="relu", kernel_initializer=init, name="dense")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", kernel_initializer=init, name="classes")(x)
     model = keras.Model(inputs, outputs, name=f"patch_cnn_{patch_size}_{padding}")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])

@@ -56,12 +56,14 @@ def test_per_pixel_experiment_writes_the_table(tmp_path, tiny_demo, capsys):
     assert segment_experiment.main(args) == 0
     out = tmp_path / "reports" / "segments"
     table = pd.read_csv(out / "results.csv")
-    assert sorted(table["classifier"].unique()) == ["MLP", "MLP-Pixel", "Random forest"]
+    assert sorted(table["classifier"].unique()) == ["MLP", "MLP-Pixel", "Random forest",
+                                                    "Random forest (one-hot, the study's)"]
     assert sorted(table["split"].unique()) == ["random", "spatial"]
     assert sorted(table["train_size"].unique()) == [300, 800]
     assert table[["val_accuracy", "test_accuracy"]].apply(lambda c: c.between(0, 1)).all().all()
     assert "| Random forest" in (out / "results.md").read_text()
-    for name in ["confusion_mlp_spatial.png", "curves_random.png", "per_class.csv", "test_segment_config.json"]:
+    for name in ["confusion_mlp_spatial.png", "confusion_random_forest_one_hot_the_study_s_random.png",
+                 "curves_random.png", "per_class.csv", "test_segment_config.json"]:
         assert (out / name).exists(), name
     assert "| classifier" in capsys.readouterr().out
     # same seed, same forest: the random-forest rows repeat exactly
