@@ -70,6 +70,18 @@ LABEL_VOCAB = "auto"
 # references (OpenStreetMap, field polygons) cover part of the AOI by nature;
 # this refuses only a file that does not belong to the AOI.
 MIN_LABEL_COVERAGE = 0.01
+# An independent, finer reference that every model, the map and the ground
+# truth itself are also scored against (how much does the coarse CORINE cap
+# the measured accuracy?): a raster, polygons or labelled points, in its own
+# vocabulary EVAL_LABEL_VOCAB (as LABEL_VOCAB; vector class attribute
+# EVAL_LABEL_ATTRIBUTE, None: LABEL_ATTRIBUTE). Its codes must be the ground
+# truth's, or are mapped to them by EVAL_CROSSWALK, a CSV with columns "from"
+# and "to" (codes; unmapped codes are no label). None: no second reference.
+# The demo sets it to the generator's 10 m land cover.
+EVAL_LABELS_PATH = ROOT / "data" / "demo" / "truth_10m.tif"
+EVAL_LABEL_VOCAB = "clc"
+EVAL_LABEL_ATTRIBUTE = None
+EVAL_CROSSWALK = None
 
 # ------------------------------------------------------------- demo data ----
 # Folder of the generated demo product and ground truth (git-ignored; it is

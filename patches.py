@@ -17,7 +17,10 @@ Outputs:
         patch_cnn_<split>_<p>_points.parquet (point_id and its side: train,
         val, test), so that prediction and evaluation need nothing else
     REPORTS_DIR/patches/results.md, results.csv  patch size, input bands,
-        split, validation and test accuracy, kappa, macro F1, model path
+        split, validation and test accuracy, kappa, macro F1, model file name;
+        with a second reference (EVAL_LABELS_PATH) also the test accuracy
+        against it and the ground truth's own (test_accuracy_eval,
+        reference_accuracy_eval)
     REPORTS_DIR/patches/per_class.csv, confusion_<split>_<p>.png, curves_<split>.png
     REPORTS_DIR/patches/patches_config.json
 Config keys: PREP_DIR, POINTS_FORMAT, PATCH_SIZES, PATCH_MIN_SAMPLES, CNN_PADDING,
@@ -61,6 +64,7 @@ def run() -> None:
     codes = np.array([c.code for c in classes])
     y = np.searchsorted(codes, points["label"].to_numpy())
     rows, cols = points["row"].to_numpy(), points["col"].to_numpy()
+    second = points["eval_label"].to_numpy() if "eval_label" in points else None  # EVAL_LABELS_PATH at the points
     rng = np.random.default_rng(config.SEED)
 
     results, per_class = [], []
@@ -94,6 +98,8 @@ def run() -> None:
             results.append({"patch": f"{p}x{p}", "input_values": ", ".join(band_names), "split": protocol,
                             "val_accuracy": res.val["accuracy"], "test_accuracy": res.test["accuracy"],
                             "kappa": res.test["kappa"], "macro_f1": res.test["macro_f1"],
+                            **evaluation.against_second_reference(
+                                None if second is None else second[test], codes[res.test_pred], codes[y[test]]),
                             "model": f"{name}.keras"})  # a file name in MODELS_DIR, not a path of this machine
             per_class.append(evaluation.per_class(y[test], res.test_pred, np.arange(len(codes)),
                                                   [c.name for c in classes]).assign(code=codes, patch=p, split=protocol))

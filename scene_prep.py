@@ -17,11 +17,16 @@ Outputs (in PREP_DIR):
                        band values, NDVI; with SEGMENT also segment and
                        segment_type); .csv with POINTS_FORMAT="csv"
     ground_truth.png   true colour beside the ground truth with the legend
+    eval_labels.tif, eval_classes.json  with EVAL_LABELS_PATH: the second, finer
+                       reference on the same grid (the points table then has
+                       an eval_label column, 0 = none)
     patches_<p>.npz    with SAVE_PATCHES: (N, p, p, bands) patches and labels
     scene_prep_config.json  the effective configuration
 With SEGMENT = True also the segmentation stage's outputs in SEG_DIR (see segment.py).
 Config keys: SCENE_PATH, BANDS, RESOLUTION, AOI, LABELS_PATH, LABEL_ATTRIBUTE,
-    LABEL_LAYER, LABEL_VOCAB, MIN_LABEL_COVERAGE, N_POINTS, POINTS_FORMAT,
+    LABEL_LAYER, LABEL_VOCAB, MIN_LABEL_COVERAGE, EVAL_LABELS_PATH, EVAL_LABEL_VOCAB,
+    EVAL_LABEL_ATTRIBUTE, EVAL_CROSSWALK, HARMONIZE, SCENE_OFFSET, TARGET_CRS, MASK_CLOUDS,
+    MASK_SCL_CLASSES, CLOUD_THRESHOLD, CLOUD_DILATION_M, MAX_CLOUD_SHARE, N_POINTS, POINTS_FORMAT,
     SAVE_PATCHES, PATCH_SIZE, SEGMENT (and the SEG_* keys), STRETCH_PERCENTILES, SEED, PREP_DIR,
     DEMO_DIR, DEMO_EXTENT.
 Run:
@@ -77,9 +82,25 @@ def scene_paths() -> list:
     return list(config.SCENE_PATH) if isinstance(config.SCENE_PATH, (list, tuple)) else [config.SCENE_PATH]
 
 
+def second_reference_path() -> Path | None:
+    """EVAL_LABELS_PATH, except the demo's own 10 m land cover when the ground truth is not the demo's."""
+    path = config.EVAL_LABELS_PATH
+    if path is None:
+        return None
+    demo_dir = Path(config.DEMO_DIR).resolve()
+    if demo_dir in Path(path).resolve().parents and demo_dir not in Path(config.LABELS_PATH).resolve().parents:
+        log.info("EVAL_LABELS_PATH is the demo's 10 m land cover, which belongs to the demo only: no second "
+                 "reference (set EVAL_LABELS_PATH to your own, finer reference)")
+        return None
+    return Path(path)
+
+
 def run() -> None:
     check_config()
-    demo.ensure_demo(config.DEMO_DIR, [*scene_paths(), config.LABELS_PATH], config.SEED, config.DEMO_EXTENT)
+    eval_labels_path = second_reference_path()
+    eval_path = [eval_labels_path] if eval_labels_path is not None else []
+    demo.ensure_demo(config.DEMO_DIR, [*scene_paths(), config.LABELS_PATH, *eval_path], config.SEED,
+                     config.DEMO_EXTENT)
     out = Path(config.PREP_DIR)
 
     # 1. products -> one harmonised, cloud-masked array on the AOI's grid
@@ -110,6 +131,15 @@ def run() -> None:
     truth[~valid] = 0
     codes, counts = np.unique(truth[truth > 0], return_counts=True)
     classes = [c for c in classes if c.code in set(codes.tolist())]
+    second = labels.evaluation_reference(
+        eval_labels_path, crop, config.EVAL_LABEL_VOCAB, config.EVAL_LABEL_ATTRIBUTE or config.LABEL_ATTRIBUTE,
+        config.EVAL_CROSSWALK, reference) if eval_labels_path is not None else None
+    if second is not None:
+        second.labels[~valid] = 0
+        both = (truth > 0) & (second.labels > 0)
+        log.info("the ground truth agrees with %s on %.1f %% of the %d pixels both label (the ceiling of accuracy "
+                 "against the ground truth)", eval_labels_path.name,
+                 100 * (truth[both] == second.labels[both]).mean() if both.any() else float("nan"), both.sum())
 
     # 3. points (and optionally patches); a reference of labelled points is the sample itself
     rng = np.random.default_rng(config.SEED)
@@ -121,6 +151,8 @@ def run() -> None:
     else:
         rows, cols = sampling.sample_pixels(truth, valid, config.N_POINTS, rng)
     table = sampling.points_table(scene, truth, rows, cols, crop.transform, names, classes)
+    if second is not None:  # the finer reference at each point (0: none)
+        table["eval_label"] = second.labels[rows, cols].astype(np.int32)
     patches = sampling.cut_patches(scene, rows, cols, config.PATCH_SIZE) if config.SAVE_PATCHES else None
     if config.SEGMENT:  # the segmentation stage, run here as the study did
         seg = segmentation.settings_from(config)
@@ -143,6 +175,15 @@ def run() -> None:
     rasters.write_geotiff(out / "labels.tif", truth, label_profile, descriptions=["label"],
                           colormap=labels.legend.colormap(classes))
     labels.write_classes(out / "classes.json", classes, dict(zip(codes.tolist(), counts.tolist())))
+    if second is not None:
+        rasters.write_geotiff(out / "eval_labels.tif", second.labels, label_profile, descriptions=["eval_label"],
+                              colormap=labels.legend.colormap(second.classes))
+        eval_codes, eval_counts = np.unique(second.labels[second.labels > 0], return_counts=True)
+        labels.write_classes(out / "eval_classes.json", second.classes,
+                             dict(zip(eval_codes.tolist(), eval_counts.tolist())))
+    else:  # a stale second reference of an earlier run must not be scored against
+        for stale in ("eval_labels.tif", "eval_classes.json"):
+            (out / stale).unlink(missing_ok=True)
     sampling.write_points(table, out / f"points.{config.POINTS_FORMAT}")
     if patches is not None:
         sampling.write_patches(out / f"patches_{config.PATCH_SIZE}.npz", patches, table["label"].to_numpy())
@@ -155,7 +196,8 @@ def run() -> None:
 
 # What the outputs depend on: an unchanged re-run reuses them (--force redoes it).
 CONFIG_KEYS = ("SCENE_PATH", "BANDS", "RESOLUTION", "TARGET_CRS", "HARMONIZE", "SCENE_OFFSET", "MASK_CLOUDS",
-               "MASK_SCL_CLASSES", "CLOUD_THRESHOLD", "CLOUD_DILATION_M", "MAX_CLOUD_SHARE", "AOI", "LABELS_PATH", "LABEL_ATTRIBUTE", "LABEL_LAYER",
+               "MASK_SCL_CLASSES", "CLOUD_THRESHOLD", "CLOUD_DILATION_M", "MAX_CLOUD_SHARE", "EVAL_LABELS_PATH",
+               "EVAL_LABEL_VOCAB", "EVAL_LABEL_ATTRIBUTE", "EVAL_CROSSWALK", "AOI", "LABELS_PATH", "LABEL_ATTRIBUTE", "LABEL_LAYER",
                "LABEL_VOCAB", "MIN_LABEL_COVERAGE", "N_POINTS", "POINTS_FORMAT", "SAVE_PATCHES", "PATCH_SIZE",
                "SEGMENT", "SEG_DIR", "SEG_SCALE", "SEG_SIGMA", "SEG_MIN_SIZE", "SEG_INPUT", "SEG_TYPE_BAND",
                "SEG_PERCENTILES", "SEG_MAX_MEMORY_GB", "STRETCH_PERCENTILES", "SEED", "PREP_DIR", "DEMO_DIR",
@@ -165,7 +207,8 @@ CONFIG_KEYS = ("SCENE_PATH", "BANDS", "RESOLUTION", "TARGET_CRS", "HARMONIZE", "
 def inputs() -> list[Path]:
     aoi_file = [Path(config.AOI)] if isinstance(config.AOI, (str, Path)) else []
     local = [Path(p) for p in scene_paths() if "://" not in str(p)]
-    return [*local, Path(config.LABELS_PATH), *aoi_file]
+    second = [Path(p) for p in (second_reference_path(), config.EVAL_CROSSWALK) if p is not None]
+    return [*local, Path(config.LABELS_PATH), *aoi_file, *second]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,10 @@ Outputs (PREDICT_DIR/<model name>/):
     prediction.png    true colour | ground truth | prediction, with legend
     evaluation.md/.csv  held-out test points (accuracy, kappa, macro F1) and
                       the whole AOI (agreement with the ground truth)
+    second_reference.md/.csv, second_reference_per_class.md/.csv  with a second
+                      reference (scene_prep's eval_labels.tif): the ground truth and
+                      the map scored against it (the ceiling of accuracy against
+                      the ground truth), overall and per class
     accuracy_assessment.md/.csv  (models with a split of the AOI's points) overall,
                       user's and producer's accuracy and the area of every class
                       in km2, each with its 95 % interval, from the held-out test
@@ -108,6 +112,17 @@ def run() -> None:
     plots.prediction_figure(out / "prediction.png", truecolor, truth, prediction, shown,
                             f"{path.stem}: whole-AOI agreement {aoi_scores['accuracy']:.1%}")
     evaluation.write_table(table, out / "evaluation", f"Whole-scene prediction with {path.name}")
+    if (prep / "eval_labels.tif").exists():  # how much does the coarse ground truth cap the score?
+        second = rasters.read_geotiff(prep / "eval_labels.tif")[0][0]
+        second_classes = labels.read_classes(prep / "eval_classes.json")
+        ceiling, ceiling_classes = evaluation.second_reference_table(
+            path.name, "CORINE" if all(c.code in legend.CLC_CODES for c in scene_classes) else "ground truth",
+            "the second reference", truth, second, prediction, valid, points, side,
+            {c.code: c.name for c in [*shown, *second_classes]})
+        evaluation.write_table(ceiling, out / "second_reference",
+                               "The map and the ground truth against the second, finer reference (EVAL_LABELS_PATH)")
+        evaluation.write_table(ceiling_classes, out / "second_reference_per_class",
+                               "Per class of the second reference: share of its pixels each map gives that class")
     if side is not None:  # map accuracy and class areas with their intervals (Olofsson et al. 2014)
         test = points[side == "test"]
         assessment = accuracy.assessment_table(
@@ -139,6 +154,7 @@ def inputs() -> list[Path]:
     prep, model = Path(config.PREP_DIR), _model_or_none()
     files = [prep / "scene.tif", prep / "labels.tif", prep / "classes.json", prep / f"points.{config.POINTS_FORMAT}",
              Path(config.REPORTS_DIR) / "patches" / "results.csv"]
+    files += [f for f in (prep / "eval_labels.tif", prep / "eval_classes.json") if f.exists()]
     if model is not None:
         files += [model, model.with_suffix(".json"), model.with_name(model.stem + "_points.parquet")]
     return files

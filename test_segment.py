@@ -18,7 +18,9 @@ Inputs:
     SEGMENT=True) or SEG_DIR/points.parquet (from segment.py); PREP_DIR/classes.json
 Outputs (REPORTS_DIR/segments/):
     results.md, results.csv   classifier, split, training-set size, validation
-                              and test accuracy, test kappa and macro F1
+                              and test accuracy, test kappa and macro F1; with a
+                              second reference (EVAL_LABELS_PATH) also the test
+                              accuracy against it and the ground truth's own
     per_class.csv             per-class precision/recall/F1 at the largest size
     confusion_<classifier>_<split>.png, curves_<split>.png
     test_segment_config.json  the effective configuration
@@ -75,6 +77,7 @@ def run() -> None:
     x_pixel, _ = features.pixel_features(points, config.BANDS, config.INDICES)
     x_segment, _ = features.pixel_features(points, config.BANDS, config.INDICES, segment_type=True)
     rows, cols = points["row"].to_numpy(), points["col"].to_numpy()
+    second = points["eval_label"].to_numpy() if "eval_label" in points else None  # EVAL_LABELS_PATH at the points
     rng = np.random.default_rng(config.SEED)
 
     results, per_class, figures = [], [], {}
@@ -93,9 +96,12 @@ def run() -> None:
                     epochs=config.MLP_EPOCHS, batch_size=config.MLP_BATCH_SIZE, patience=config.MLP_PATIENCE,
                     deterministic=config.TF_DETERMINISTIC, decay=config.MLP_DECAY,
                     desc=f"{name} {protocol} {train.size}")
+                predicted = np.where(res.test_pred >= 0, codes[np.maximum(res.test_pred, 0)], 0)
                 results.append({"classifier": name, "split": protocol, "train_size": train.size,
                                 "val_accuracy": res.val["accuracy"], "test_accuracy": res.test["accuracy"],
-                                "kappa": res.test["kappa"], "macro_f1": res.test["macro_f1"]})
+                                "kappa": res.test["kappa"], "macro_f1": res.test["macro_f1"],
+                                **evaluation.against_second_reference(
+                                    None if second is None else second[test], predicted, codes[y[test]])})
                 log.info("%s, %s split, %d training points: test accuracy %.3f", name, protocol, train.size,
                          res.test["accuracy"])
                 if size == largest:

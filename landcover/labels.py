@@ -303,6 +303,60 @@ def _vector_vocabulary(path: Path, values: list[str], vocab: str) -> tuple[list[
     return [by_code[c] for c in sorted(set(code_of.values()))], code_of
 
 
+def evaluation_reference(path: Path, grid: Grid, vocab: str, attribute: str | None, crosswalk: Path | None,
+                         ground_truth: Reference) -> Reference:
+    """The second, finer reference (``EVAL_LABELS_PATH``) on ``grid``, in the ground truth's codes.
+
+    Raises:
+        ValueError: its vocabulary differs from the ground truth's and no crosswalk maps it.
+    """
+    ref = read_reference(path, grid, vocab, attribute)
+    if ground_truth.vocab == "names":
+        target = ground_truth.classes
+    else:
+        target = list(legend.VOCABULARIES[ground_truth.vocab].classes)
+    if crosswalk is not None:
+        mapped, classes = apply_crosswalk(Path(crosswalk), ref.labels, ref.classes, target)
+        return Reference(mapped, classes, ground_truth.vocab, ref.points)
+    if ref.vocab != ground_truth.vocab or ref.vocab == "names":
+        raise ValueError(f"{path}: the evaluation reference is in vocabulary {ref.vocab!r}, the ground truth in "
+                         f"{ground_truth.vocab!r}; give EVAL_CROSSWALK, a CSV mapping its codes ('from') to the "
+                         "ground truth's ('to')")
+    return ref
+
+
+def apply_crosswalk(path: Path, labels: np.ndarray, classes: list[ClassInfo],
+                    target: list[ClassInfo]) -> tuple[np.ndarray, list[ClassInfo]]:
+    """Map a reference's codes to another vocabulary's with a crosswalk CSV (columns ``from``, ``to``).
+
+    Args:
+        path: the CSV; codes it does not list become 0 (no label).
+        labels: (rows, cols) uint16 codes of the reference, 0 = none.
+        classes: the reference's classes; target: the vocabulary mapped to (its ClassInfo by code).
+
+    Returns:
+        ``(labels, classes)`` in the target's codes.
+
+    Raises:
+        ValueError: a CSV without the two columns, or a ``to`` code the target does not know.
+    """
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    cols = {c.lower(): c for c in table.columns}
+    if not {"from", "to"} <= set(cols):
+        raise ValueError(f"{path}: a crosswalk needs the columns 'from' and 'to' (codes); it has {list(table.columns)}")
+    by_code = {c.code: c for c in target}
+    unknown = sorted(set(table[cols["to"]].astype(int)) - set(by_code))
+    if unknown:
+        raise ValueError(f"{path}: 'to' codes {unknown[:10]} are not classes of the ground truth {sorted(by_code)}")
+    lut = np.zeros(max(int(labels.max()), int(table[cols["from"]].max())) + 1, np.uint16)
+    lut[table[cols["from"]].astype(int).to_numpy()] = table[cols["to"]].astype(int).to_numpy()
+    mapped = lut[labels]
+    used = set(np.unique(mapped).tolist()) - {0}
+    return mapped, [by_code[c] for c in sorted(used)]
+
+
 def _check_overlap(path: Path, bounds: tuple, grid: Grid) -> None:
     left, bottom, right, top = bounds
     g_left, g_bottom, g_right, g_top = grid.bounds
