@@ -128,6 +128,12 @@ def run() -> None:
         assessment = accuracy.assessment_table(
             test["label"].to_numpy(), prediction[test["row"], test["col"]], prediction, all_codes,
             [c.name for c in shown], abs(profile["transform"].a * profile["transform"].e) / 1e6)
+        # the estimators assume a simple random (or stratified) sample; held-out blocks are a cluster sample
+        assessment["sample"] = accuracy.SIMPLE_RANDOM if meta.get("split") == "random" else accuracy.BLOCKS
+        if meta.get("split") != "random":
+            log.warning("%s was held out by blocks: its test points are not a simple random sample of the map, so "
+                        "accuracy_assessment.csv is biased towards the classes of the test blocks; map the random "
+                        "split's model (PREDICT_MODEL) for an assessment from a simple random sample", path.name)
         evaluation.write_table(assessment, out / "accuracy_assessment",
                                f"Accuracy and area estimates of the map of {path.name} from its {len(test)} held-out "
                                f"test points ({meta.get('split', '?')} split; Olofsson et al. 2014; +- = 95 % interval)")

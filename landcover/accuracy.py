@@ -23,6 +23,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+# The sample design of the held-out points, as written beside the estimates.
+SIMPLE_RANDOM = "simple random (random split)"
+BLOCKS = "whole blocks (spatial split): not a simple random sample, estimates biased towards the test blocks"
 Z95 = 1.96  # as Olofsson et al. (2014) use
 
 

@@ -253,10 +253,23 @@ def map_section(src: Sources, notes: list[str]) -> list[str]:
     _copy(src.predictions / best / "prediction.png", src.reports / "figures" / "prediction.png")
     lines = ["## Whole-scene map", "", f"The best model of the sweep ({best}) over every AOI pixel.", "",
              _md(shown), ""]
+    assessed = best
     assessment = _read_csv(src.predictions / best / "accuracy_assessment.csv")
+    if assessment is not None and assessment.get("sample", pd.Series([""])).iloc[0] != "simple random (random split)":
+        # held-out blocks are no simple random sample: use a random-split map of the sweep where one was made
+        random_maps = sorted(src.predictions.glob("patch_cnn_random_*/accuracy_assessment.csv"),
+                             key=lambda f: f.parent.name != best.replace("spatial", "random"))
+        assessed = random_maps[0].parent.name if random_maps else None
+        lines += [f"No accuracy assessment with intervals from {best}'s own test points: they are whole blocks of a "
+                  "spatial split, not a simple random sample of the map, and Olofsson et al.'s estimators (and the "
+                  "areas they give) would be biased towards the classes of the test blocks. "
+                  + (f"The assessment below is of {assessed}'s map, from its random split's test points." if assessed
+                     else "Map the random split's model for one (`python test_patches.py --set "
+                     "PREDICT_MODEL=models/patch_cnn_random_<p>.keras`)."), ""]
+        assessment = _read_csv(random_maps[0]) if random_maps else None
     if assessment is not None:
         overall = assessment.iloc[-1]
-        notes.append(f"Map accuracy of {best} estimated from its held-out points and the map's class proportions "
+        notes.append(f"Map accuracy of {assessed} estimated from its held-out points and the map's class proportions "
                      f"(Olofsson et al. 2014): {_pct(overall['users_accuracy'])} +- "
                      f"{100 * overall['users_ci95']:.1f} points (95 % interval).")
         rows = assessment.iloc[:-1]
@@ -268,8 +281,8 @@ def map_section(src: Sources, notes: list[str]) -> list[str]:
         lines += ["Accuracy and class areas of the map as map producers report them (Olofsson et al. 2014: the "
                   "map's classes as strata, weighted by their mapped share; ± is the 95 % interval), from the "
                   f"model's {int(overall['n_points']):,} held-out test points: overall accuracy "
-                  f"{_pm(overall['users_accuracy'], overall['users_ci95'])}. The points of a spatial-block split are "
-                  "clustered, so their intervals are too narrow.", "", _md(table), ""]
+                  f"{_pm(overall['users_accuracy'], overall['users_ci95'])}. The reference at the points is the "
+                  "ground truth the model was trained on.", "", _md(table), ""]
     return lines + ["![prediction](figures/prediction.png)", ""]
 
 

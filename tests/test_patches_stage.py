@@ -10,6 +10,7 @@ import rasterio
 import patches
 import scene_prep
 import test_patches as scene_maps
+from landcover import accuracy
 from tests.conftest import TINY_AOI
 
 
@@ -58,6 +59,7 @@ def test_train_sweep_then_whole_scene_maps(tmp_path, tiny_demo, padding):
     assert overall["area_km2"] == pytest.approx((prediction > 0).sum() * 1e-4)  # 10 m pixels
     assert classes["map_share"].sum() == pytest.approx(1) and classes["area_km2"].sum() == pytest.approx(
         overall["area_km2"])
+    assert (assessment["sample"] == (accuracy.SIMPLE_RANDOM if best["split"] == "random" else accuracy.BLOCKS)).all()
     if padding == "valid":  # the probability stack: one band per class, summing to 1 where predicted
         with rasterio.open(out / "probabilities.tif") as src:
             probs = src.read()
