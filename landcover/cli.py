@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
 import hashlib
 import json
 import logging
@@ -56,6 +57,17 @@ _ALTERNATIVE_TYPES: dict[str, tuple[type, ...]] = {
 def config_keys(cfg: ModuleType = config) -> list[str]:
     """Names of the settings in ``cfg``: its UPPER_SNAKE module constants."""
     return [k for k in vars(cfg) if k.isupper() and not k.startswith("_")]
+
+
+# config.py's own values, taken when this module is first imported: every stage run starts from them,
+# so a second stage run in the same process (tests, notebooks) does not inherit the first one's --set
+_DEFAULTS = {k: copy.deepcopy(getattr(config, k)) for k in config_keys()}
+
+
+def reset_config(cfg: ModuleType = config) -> None:
+    """Put every setting back to config.py's value (what ``--preset`` and ``--set`` start from)."""
+    for key, value in _DEFAULTS.items():
+        setattr(cfg, key, copy.deepcopy(value))
 
 
 def parse_value(text: str) -> Any:
@@ -245,6 +257,7 @@ def run_stage(stage: Callable[[], None], doc: str | None, argv: list[str] | None
     setup_logging(args.verbose)
     name = Path(sys.argv[0]).stem if stage.__module__ == "__main__" else stage.__module__
     try:
+        reset_config()
         if args.preset:
             apply_preset(args.preset)
         apply_overrides(dict(_split_override(o) for o in args.overrides))

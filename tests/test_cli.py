@@ -53,3 +53,16 @@ def test_run_stage_reports_bad_input_on_one_line_and_exits_2(capsys):
     assert "ERROR" in capsys.readouterr().err.split("B02 missing second line")[0].splitlines()[-1]
     assert cli.run_stage(stage, "doc", ["--set", "NOPE=1"]) == 2
     assert "unknown config key 'NOPE'" in capsys.readouterr().err
+
+
+def test_each_stage_run_starts_from_config_py(tmp_path):
+    # a second stage run in the same process does not inherit the first one's --set
+    seen = []
+
+    def stage():
+        seen.append((config.N_POINTS, config.SCENE_OFFSET))
+
+    default = config.N_POINTS
+    assert cli.run_stage(stage, None, ["--set", "N_POINTS=7", "--set", "SCENE_OFFSET=-1000"]) == 0
+    assert cli.run_stage(stage, None, []) == 0
+    assert seen == [(7, -1000), (default, None)]

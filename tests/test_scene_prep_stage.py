@@ -123,9 +123,9 @@ def test_band_folder_product(tmp_path, tiny_demo):
     no_mask = ("--set", "MASK_CLOUDS=False")  # the folder has no SCL beside the bands
     assert scene_prep.main(_args(tiny_demo, tmp_path / "a", *no_mask)) == 0
     # without metadata the offset must be given by hand (SCENE_OFFSET); without it the stored DNs are kept
-    assert scene_prep.main(_args(tiny_demo, tmp_path / "c", "--set", f"SCENE_PATH={folder}", *no_mask)) == 0
     assert scene_prep.main(_args(tiny_demo, tmp_path / "b", "--set", f"SCENE_PATH={folder}",
                                  "--set", "SCENE_OFFSET=-1000", *no_mask)) == 0
+    assert scene_prep.main(_args(tiny_demo, tmp_path / "c", "--set", f"SCENE_PATH={folder}", *no_mask)) == 0
     with rasterio.open(tmp_path / "a" / "scene.tif") as a, rasterio.open(tmp_path / "b" / "scene.tif") as b, \
             rasterio.open(tmp_path / "c" / "scene.tif") as c:
         va, vc = a.read(), c.read()
