@@ -142,6 +142,8 @@ def _radiometry_lines(info: dict) -> list[str]:
 
 
 ONEHOT_FOREST = "Random forest (one-hot, the study's)"
+# Said of every difference the report states until paired comparisons with intervals exist.
+NO_VERDICT = "one run each, no interval: not a verdict"
 
 
 def pixel_section(src: Sources, notes: list[str]) -> list[str]:
@@ -181,9 +183,9 @@ def pixel_section(src: Sources, notes: list[str]) -> list[str]:
         if "Random forest" in part.index:
             best = part.idxmax()
             rf = _pct(part["Random forest"])
-            notes.append(f"Best per-pixel classifier, {split} split: {best} ({_pct(part[best])})"
-                         + (f"; the random forest scores {rf}." if best != "Random forest" else
-                            ", ahead of both MLPs."))
+            notes.append(f"Highest per-pixel test accuracy, {split} split: {best} ({_pct(part[best])})"
+                         + (f"; the random forest scores {rf}" if best != "Random forest" else "")
+                         + f" ({NO_VERDICT}).")
         if {"Random forest", ONEHOT_FOREST} <= set(part.index):
             quirk = 100 * (part["Random forest"] - part[ONEHOT_FOREST])
             notes.append(f"The study's one-hot forest, {split} split: {_pct(part[ONEHOT_FOREST])} against "
@@ -229,9 +231,11 @@ def patch_section(src: Sources, notes: list[str]) -> list[str]:
             if not rf.empty:
                 best = part.loc[part["val_accuracy"].idxmax()]
                 rf_acc = rf.loc[rf["train_size"].idxmax(), "test_accuracy"]
-                verdict = "beats" if best["test_accuracy"] > rf_acc else "does not beat"
-                notes.append(f"Spatial context, {split} split: the {best['patch']} patch CNN {verdict} the random "
-                             f"forest ({_pct(best['test_accuracy'])} vs {_pct(rf_acc)} test accuracy).")
+                diff = 100 * (best["test_accuracy"] - rf_acc)
+                notes.append(f"Spatial context, {split} split: the {best['patch']} patch CNN scores "
+                             f"{_pct(best['test_accuracy'])} against {_pct(rf_acc)} for the random forest "
+                             f"({diff:+.1f} points; the two were tested on different draws of test points, "
+                             f"{NO_VERDICT}).")
     return ["## 2. Patch CNN", "",
             "Accuracy by patch size; the study's column is its validation accuracy.", "",
             _md(pd.DataFrame(rows)), "", "![accuracy by patch size](figures/accuracy_by_patch_size.png)", ""]

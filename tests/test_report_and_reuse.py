@@ -53,6 +53,9 @@ def test_every_number_comes_from_the_stage_outputs(tmp_path):
     assert re.search(r"\| Random forest \(one-hot, the study's\) \| 52\.0 %.*\| 47\.5 %", text)  # the study's forest
     assert "The study's one-hot forest, random split: 52.0 % against 60.0 %" in text and "(+8.0 points" in text
     assert "the best patch size by validation accuracy is 5x5 (test 60.0 %)" in text
+    # a difference without an interval is stated as such, never as a win
+    assert "the 5x5 patch CNN scores 60.0 % against 60.0 % for the random forest (+0.0 points" in text
+    assert "not a verdict" in text and " beats " not in text
     assert "50 x 30 pixels = 0.5 x 0.3 km" in text
     assert "`S2.SAFE` (L2A, baseline 05.09, offset [-1000.0] DN, mask scl)" in text
     assert "3.12 % of the AOI's pixels with data (cloud shadows 1.01 %, cloud high probability 2.11 %)" in text
