@@ -1,14 +1,23 @@
 """Stage 1: prepare the scene: merge bands, crop to the AOI, ground truth, sample points.
 
+Each product is read only in the AOI's window, harmonised to one radiometric
+convention (HARMONIZE: int16, 10000 x reflectance, whatever the processing
+baseline), cloud-masked with its own mask (MASK_CLOUDS), and several products
+are mosaicked onto one grid (first valid pixel in list order).
+
 Inputs:
-    SCENE_PATH   Sentinel-2 product (.SAFE L1C/L2A, IMG_DATA folder or folder
-                 of band files); the demo product is generated when missing.
+    SCENE_PATH   Sentinel-2 product (.SAFE L1C/L2A, IMG_DATA folder, folder of
+                 band files, STAC item .json or URL) or a list of them; the demo
+                 product is generated when missing.
     AOI          lon/lat box, vector file or None.
-    LABELS_PATH  ground truth: CLC raster or polygon layer (LABEL_ATTRIBUTE,
-                 LABEL_LAYER, LABEL_VOCAB), any CRS.
+    LABELS_PATH  ground truth: a raster (CORINE, WorldCover, CLC+ Backbone ...),
+                 polygons or labelled points (LABEL_ATTRIBUTE, LABEL_LAYER,
+                 LABEL_VOCAB), any CRS.
+    EVAL_LABELS_PATH  optional second, finer reference (EVAL_* keys).
 Outputs (in PREP_DIR):
     scene.tif          merged bands cropped to the AOI (bands, rows, cols),
-                       band descriptions = band names, nodata outside the AOI
+                       band descriptions = band names; nodata outside the AOI
+                       and where masked; tags record the radiometry and masks
     aoi.geojson        the AOI polygon (lon/lat)
     truecolor.png      B04/B03/B02 with a 2-98 % stretch; falsecolor.png B08/B04/B03
     labels.tif         ground truth on the scene grid (uint16 class codes,
