@@ -136,7 +136,8 @@ def run() -> None:
                         "split's model (PREDICT_MODEL) for an assessment from a simple random sample", path.name)
         evaluation.write_table(assessment, out / "accuracy_assessment",
                                f"Accuracy and area estimates of the map of {path.name} from its {len(test)} held-out "
-                               f"test points ({meta.get('split', '?')} split; Olofsson et al. 2014; +- = 95 % interval)")
+                               f"test points ({meta.get('split', '?')} split; Olofsson et al. 2014; "
+                               "+- = 95 % interval)")
     evaluation.write_table(evaluation.per_class(truth[labelled], prediction[labelled], all_codes,
                                                 [c.name for c in shown]), out / "per_class", "Whole-AOI per-class scores")
     plots.confusion_figure(out / "confusion_aoi.png", truth[labelled], prediction[labelled], all_codes,

@@ -70,8 +70,9 @@ def prepare(work: Path, two_products: bool = False) -> dict:
     start = time.perf_counter()
     # in a child process: a parent grown by the generator would pass its memory on to the forked children
     extent = (west - 0.01, south - 0.005, east + 0.01, north + 0.005)
-    subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); from pathlib import Path; from landcover import demo; "
-                    f"demo.write_demo(Path({str(work / 'demo')!r}), {config.SEED}, {extent})"], check=True,
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from pathlib import Path; from landcover import demo; "
+            f"demo.write_demo(Path({str(work / 'demo')!r}), {config.SEED}, {extent})")
+    subprocess.run([sys.executable, "-c", code], check=True,
                    stderr=subprocess.DEVNULL)
     paths = demo.demo_paths(work / "demo")
     demo_s = time.perf_counter() - start

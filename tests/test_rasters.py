@@ -150,7 +150,8 @@ def test_band_at_another_resolution_is_used_with_a_warning(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         files = rasters.find_band_files(img.parents[2], ["B02", "B8A"], 10)
     assert files["B8A"].parent.name == "R20m"
-    assert "band B8A: no file at 10 m; using" in caplog.text and "_B8A_20m.jp2 (20 m), resampled bilinearly" in caplog.text
+    assert "band B8A: no file at 10 m; using" in caplog.text
+    assert "_B8A_20m.jp2 (20 m), resampled bilinearly" in caplog.text
 
 
 def test_fill_nodata_nearest_and_the_filled_scene(tmp_path):

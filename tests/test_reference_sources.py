@@ -8,7 +8,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import transform as warp_transform
-from shapely.geometry import Point, box
+from shapely.geometry import Point
 
 import scene_prep
 from landcover import labels, legend
