@@ -91,22 +91,9 @@ def scene_paths() -> list:
     return list(config.SCENE_PATH) if isinstance(config.SCENE_PATH, (list, tuple)) else [config.SCENE_PATH]
 
 
-def second_reference_path() -> Path | None:
-    """EVAL_LABELS_PATH, except the demo's own 10 m land cover when the ground truth is not the demo's."""
-    path = config.EVAL_LABELS_PATH
-    if path is None:
-        return None
-    demo_dir = Path(config.DEMO_DIR).resolve()
-    if demo_dir in Path(path).resolve().parents and demo_dir not in Path(config.LABELS_PATH).resolve().parents:
-        log.info("EVAL_LABELS_PATH is the demo's 10 m land cover, which belongs to the demo only: no second "
-                 "reference (set EVAL_LABELS_PATH to your own, finer reference)")
-        return None
-    return Path(path)
-
-
 def run() -> None:
     check_config()
-    eval_labels_path = second_reference_path()
+    eval_labels_path = demo.second_reference(config.EVAL_LABELS_PATH, config.LABELS_PATH, config.DEMO_DIR)
     eval_path = [eval_labels_path] if eval_labels_path is not None else []
     demo.ensure_demo(config.DEMO_DIR, [*scene_paths(), config.LABELS_PATH, *eval_path], config.SEED,
                      config.DEMO_EXTENT)
@@ -125,10 +112,7 @@ def run() -> None:
         prods, crop, aoi_geom, harmonize=config.HARMONIZE, mask_mode=config.MASK_CLOUDS,
         scl_classes=config.MASK_SCL_CLASSES, cloud_threshold=config.CLOUD_THRESHOLD,
         cloud_dilation_m=config.CLOUD_DILATION_M)
-    if radiometry["masked_total"] > config.MAX_CLOUD_SHARE:
-        raise ValueError(f"{', '.join(p.name for p in prods)}: {radiometry['masked_total']:.0%} of the AOI is masked "
-                         f"(clouds, shadows, snow: {radiometry['masked_share']}), more than MAX_CLOUD_SHARE="
-                         f"{config.MAX_CLOUD_SHARE:.0%}; choose a clearer product or add one to SCENE_PATH")
+    mosaic.check_masked_share(prods, radiometry, config.MAX_CLOUD_SHARE)
     valid = sampling.valid_mask(scene, profile["nodata"])
     log.info("scene crop: %dx%d pixels, %d valid", crop.width, crop.height, valid.sum())
 
@@ -217,7 +201,8 @@ CONFIG_KEYS = ("SCENE_PATH", "BANDS", "RESOLUTION", "TARGET_CRS", "HARMONIZE", "
 def inputs() -> list[Path]:
     aoi_file = [Path(config.AOI)] if isinstance(config.AOI, (str, Path)) else []
     local = [Path(p) for p in scene_paths() if "://" not in str(p)]
-    second = [Path(p) for p in (second_reference_path(), config.EVAL_CROSSWALK) if p is not None]
+    eval_path = demo.second_reference(config.EVAL_LABELS_PATH, config.LABELS_PATH, config.DEMO_DIR)
+    second = [Path(p) for p in (eval_path, config.EVAL_CROSSWALK) if p is not None]
     return [*local, Path(config.LABELS_PATH), *aoi_file, *second]
 
 

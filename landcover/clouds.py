@@ -60,7 +60,7 @@ def find_product_mask(scene_path: Path) -> tuple[str, str] | None:
     files = sorted(p for p in root.rglob("*") if p.is_file())
     scl = [p for p in files if "SCL" in p.stem.upper().split("_") and p.suffix.lower() in rasters.RASTER_SUFFIXES]
     if scl:
-        scl.sort(key=lambda p: (rasters._resolution_in_name(p) or 999) != 20)  # 20 m first, then any
+        scl.sort(key=lambda p: (rasters.resolution_in_name(p) or 999) != 20)  # 20 m first, then any
         return ("scl", str(scl[0]))
     classi = [p for p in files if p.name.upper().startswith("MSK_CLASSI") and p.suffix.lower() in (".jp2", ".tif")]
     if classi:

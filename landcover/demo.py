@@ -544,18 +544,33 @@ def write_demo(out_dir: Path, seed: int, extent: tuple[float, float, float, floa
     return paths
 
 
+def in_demo(path, demo_dir: Path) -> bool:
+    """True when a configured path points into the demo folder (a URL never does)."""
+    return "://" not in str(path) and Path(demo_dir).resolve() in Path(path).resolve().parents
+
+
 def ensure_demo(demo_dir: Path, used_paths: list[Path], seed: int, extent: tuple[float, float, float, float]) -> None:
     """Generate the demo data when a configured input points into ``demo_dir`` and it is incomplete."""
-    demo_dir = Path(demo_dir).resolve()
-    if any(demo_dir in Path(p).resolve().parents for p in used_paths) and not demo_complete(demo_dir):
-        write_demo(demo_dir, seed, extent)
+    if any(in_demo(p, demo_dir) for p in used_paths) and not demo_complete(Path(demo_dir).resolve()):
+        write_demo(Path(demo_dir).resolve(), seed, extent)
+
+
+def second_reference(eval_path: Path | None, labels_path: Path, demo_dir: Path) -> Path | None:
+    """The second reference to use: ``eval_path``, except the demo's own 10 m land cover (the
+    default) when the ground truth is not the demo's: it describes the demo landscape only."""
+    if eval_path is None:
+        return None
+    if in_demo(eval_path, demo_dir) and not in_demo(labels_path, demo_dir):
+        log.info("EVAL_LABELS_PATH is the demo's 10 m land cover, which belongs to the demo only: no second "
+                 "reference (set EVAL_LABELS_PATH to your own, finer reference)")
+        return None
+    return Path(eval_path)
 
 
 def ensure_bigearth_demo(archive: Path, demo_dir: Path, seed: int) -> None:
     """Generate the demo BigEarthNet archive when ``archive`` points into ``demo_dir`` and is missing."""
-    archive, demo_dir = Path(archive).resolve(), Path(demo_dir).resolve()
-    if demo_dir in archive.parents and not (archive / "patches_with_seasonal_snow.csv").exists():
-        write_bigearth_demo(archive, seed)
+    if in_demo(archive, demo_dir) and not (Path(archive) / "patches_with_seasonal_snow.csv").exists():
+        write_bigearth_demo(Path(archive).resolve(), seed)
 
 
 # ---------------------------------------------------------------- BigEarthNet ----

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyogrio
 import rasterio.transform
 from rasterio.enums import Resampling
@@ -206,8 +207,6 @@ def _raster_labels(path: Path, grid: Grid, vocab: str) -> Reference:
 
 def _csv_points(path: Path) -> gpd.GeoDataFrame:
     """A CSV of labelled points with lon/lat columns (EPSG:4326) as a point layer."""
-    import pandas as pd
-
     frame = pd.read_csv(path)
     cols = {c.lower(): c for c in frame.columns}
     lon = next((cols[k] for k in _LON if k in cols), None)
@@ -340,8 +339,6 @@ def apply_crosswalk(path: Path, labels: np.ndarray, classes: list[ClassInfo],
     Raises:
         ValueError: a CSV without the two columns, or a ``to`` code the target does not know.
     """
-    import pandas as pd
-
     table = pd.read_csv(path)
     cols = {c.lower(): c for c in table.columns}
     if not {"from", "to"} <= set(cols):

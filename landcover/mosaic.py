@@ -196,6 +196,14 @@ def read_mosaic(prods: list[products.Product], grid: Grid, aoi: BaseGeometry | N
     return scene, profile, info
 
 
+def check_masked_share(prods: list[products.Product], info: dict, max_share: float) -> None:
+    """Refuse an AOI masked beyond ``max_share`` (``MAX_CLOUD_SHARE``), naming the products and the reasons."""
+    if info["masked_total"] > max_share:
+        raise ValueError(f"{', '.join(p.name for p in prods)}: {info['masked_total']:.0%} of the AOI is masked "
+                         f"(clouds, shadows, snow: {info['masked_share']}), more than MAX_CLOUD_SHARE="
+                         f"{max_share:.0%}; choose a clearer product or add one to SCENE_PATH")
+
+
 def tags(info: dict) -> dict[str, str]:
     """GeoTIFF tags that record the radiometry of ``scene.tif``."""
     import json

@@ -58,7 +58,7 @@ def granule_folder(path: Path) -> Path | None:
     return next((p for p in [path, *path.parents] if p.parent.name == "GRANULE"), None)
 
 
-def _resolution_in_name(path: Path) -> int | None:
+def resolution_in_name(path: Path) -> int | None:
     """Resolution written in a Sentinel-2 file or folder name (``_10m`` / ``R10m``)."""
     m = re.search(r"_(\d+)m$", path.stem) or re.search(r"^R(\d+)m$", path.parent.name)
     return int(m.group(1)) if m else None
@@ -104,7 +104,7 @@ def find_band_files(scene_path: Path, bands: list[str], resolution: int) -> dict
             )
         by_res: dict[int | None, list[Path]] = {}
         for p in matches:
-            by_res.setdefault(_resolution_in_name(p), []).append(p)
+            by_res.setdefault(resolution_in_name(p), []).append(p)
         if resolution in by_res:
             chosen = by_res[resolution]
         else:

@@ -6,7 +6,9 @@ at several resolutions (``blue``, ``blue_20m``), the asset at ``RESOLUTION``
 is taken, else the finest. ``raster:bands`` scale and offset give the
 radiometry (``reflectance = DN * scale + offset``); an item without them but
 with ``s2:processing_baseline`` 04.00 or later gets the ESA offset of -1000 DN
-(Planetary Computer items are published so). Only the AOI window of each
+(Planetary Computer items are published so); an item that says
+``earthsearch:boa_offset_applied: true`` gets none (the catalogue harmonised
+its files, whatever ``raster:bands`` says). Only the AOI window of each
 asset is read (rasterio windowed reads of the COGs, local or remote).
 """
 
@@ -44,6 +46,12 @@ def _resolution(asset) -> float | None:
         return float(rb[0]["spatial_resolution"])
     gsd = asset.extra_fields.get("gsd") or asset.common_metadata.gsd
     return float(gsd) if gsd else None
+
+
+def offset_already_applied(properties: dict) -> bool:
+    """True where the item says its files were harmonised already
+    (``earthsearch:boa_offset_applied``, formerly ``sentinel:boa_offset_applied``)."""
+    return any(properties.get(k) is True for k in ("earthsearch:boa_offset_applied", "sentinel:boa_offset_applied"))
 
 
 def product_from_item(href: str, bands: list[str], resolution: int) -> Product:
@@ -88,8 +96,12 @@ def product_from_item(href: str, bands: list[str], resolution: int) -> Product:
             offsets[band] = float(offset or 0.0) / float(scale)
         elif baseline is not None and baseline >= "04.00":
             offsets[band] = -1000.0
-            log.info("%s: no raster:bands scale/offset; processing baseline %s gives a -1000 DN offset",
-                     item.id, baseline)
+    if not quants and offsets:
+        log.info("%s: no raster:bands scale/offset; processing baseline %s gives a -1000 DN offset", item.id, baseline)
+    if offset_already_applied(item.properties):
+        # Earth Search's older collection removed the offset from its COGs but kept raster:bands' -0.1
+        log.info("%s: the catalogue says the offset was already applied to these files; no offset added", item.id)
+        offsets = {}
     if len(quants) > 1:
         raise ValueError(f"{href}: the bands have different raster:bands scales {sorted(quants)}")
     meta = Metadata(level, baseline, quants.pop() if quants else 10000.0, offsets, f"STAC item {item.id}")

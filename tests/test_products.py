@@ -342,6 +342,19 @@ def test_local_stac_item_reads_windows_with_scale_and_offset(tmp_path):
     assert np.array_equal(old, new)
 
 
+def test_stac_item_whose_catalogue_applied_the_offset_gets_none(tmp_path):
+    # Earth Search's older collection: harmonised files, but raster:bands still says -0.1
+    import json
+
+    dn = np.full((4, 10, 10), 1500, np.uint16)
+    item = _item(tmp_path, dn, Affine(10, 0, ORIGIN[0], 0, -10, ORIGIN[1]))
+    data = json.loads(item.read_text())
+    data["properties"]["earthsearch:boa_offset_applied"] = True
+    item.write_text(json.dumps(data))
+    scene, _, info = scene_of(str(item))
+    assert (scene == 1500).all() and info["products"][0]["offsets"] == {}
+
+
 def test_stac_item_without_the_bands_is_refused(tmp_path):
     dn = np.full((4, 10, 10), 1500, np.uint16)
     item = _item(tmp_path, dn, Affine(10, 0, ORIGIN[0], 0, -10, ORIGIN[1]), bands=("blue", "green", "red", "swir16"))
