@@ -62,3 +62,65 @@ def training_subset(train_index: np.ndarray, size: int, rng: np.random.Generator
     if size >= train_index.size:
         return np.sort(train_index)
     return np.sort(rng.choice(train_index, size=size, replace=False))
+
+
+# Stream ids of the run generators, so that each protocol, and the training subsets, draw independently.
+_STREAMS = {"random": 1, "spatial": 2, "subset": 3, "folds": 4}
+
+
+def run_rng(seed: int, purpose: str, run: int) -> np.random.Generator:
+    """The generator of one repeat for one purpose ("random", "spatial", "subset", "folds"): a function of
+    (SEED, purpose, run) only, so every stage draws the same split for the same run."""
+    return np.random.default_rng([seed, _STREAMS[purpose], run])
+
+
+def run_seed(seed: int, run: int) -> int:
+    """Model seed of repeat ``run`` (run 0 trains with SEED itself)."""
+    return seed + 1000 * run
+
+
+def run_split(rows: np.ndarray, cols: np.ndarray, protocol: str, run: int, repeats: int, val_fraction: float,
+              test_fraction: float, block_size: int, seed: int) -> np.ndarray:
+    """Assign each point to train (0), validation (1) or test (2) for repeat ``run`` of ``repeats``.
+
+    ``random``: a new shuffle of the points per repeat (TEST_FRACTION, VAL_FRACTION).
+    ``spatial`` with ``repeats`` >= 2: k-fold block cross-validation, k = ``repeats``.
+    The blocks are dealt to k folds by one seeded shuffle. Repeat r tests fold r, so
+    every block is tested exactly once over the repeats, and validation blocks
+    (VAL_FRACTION of all blocks) are drawn from the other folds. ``spatial``
+    with one repeat: a hold-out of TEST_FRACTION of the blocks, as before.
+
+    The split depends only on the points' positions, the protocol, the run and
+    the seed, so stages that drop points (rare classes) still agree on the side
+    of the points they keep: comparisons between stages are paired.
+
+    Args:
+        rows, cols: (N,) pixel positions of all sampled points.
+        run: 0 .. repeats-1.
+
+    Returns:
+        (N,) int8 array of 0/1/2.
+    """
+    if not 0 <= run < repeats:
+        raise ValueError(f"REPEATS={repeats}: run {run} out of range")
+    if protocol == "random" or repeats == 1:
+        return split_points(rows, cols, protocol, val_fraction, test_fraction, block_size,
+                            run_rng(seed, protocol, run))
+    if protocol not in SPLITS:
+        raise ValueError(f"SPLITS: unknown protocol {protocol!r}; expected {SPLITS}")
+    if not 0 < val_fraction < 1 - 1 / repeats:
+        raise ValueError(f"VAL_FRACTION={val_fraction}: with REPEATS={repeats} block folds, expected a share "
+                         f"below {1 - 1 / repeats:.2f}")
+    unique, inverse = np.unique(block_ids(rows, cols, block_size), return_inverse=True)
+    if unique.size < repeats:
+        raise ValueError(f"REPEATS={repeats}: only {unique.size} blocks of BLOCK_SIZE={block_size} px hold points; "
+                         "use a smaller BLOCK_SIZE or fewer repeats")
+    fold = np.empty(unique.size, dtype=np.int64)
+    fold[run_rng(seed, "folds", repeats).permutation(unique.size)] = np.arange(unique.size) % repeats
+    side = np.where(fold == run, 2, 0).astype(np.int8)
+    others = np.flatnonzero(fold != run)
+    n_val = max(1, round(val_fraction * unique.size))
+    side[run_rng(seed, "spatial", run).choice(others, size=min(n_val, others.size - 1), replace=False)] = 1
+    log.info("spatial split, fold %d of %d: %d blocks of %d px (%d train, %d validation, %d test)", run + 1, repeats,
+             unique.size, block_size, (side == 0).sum(), (side == 1).sum(), (side == 2).sum())
+    return side[inverse]
