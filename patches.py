@@ -40,6 +40,7 @@ import pandas as pd
 
 import config
 from landcover import cli, evaluation, experiment, labels, models, plots, rasters, sampling, splits
+from landcover import runs as runs_
 
 log = logging.getLogger("patches")
 
@@ -55,71 +56,100 @@ def check_config() -> None:
 
 def run() -> None:
     check_config()
-    prep, reports, models_dir = Path(config.PREP_DIR), Path(config.REPORTS_DIR) / "patches", Path(config.MODELS_DIR)
+    prep, reports = Path(config.PREP_DIR), Path(config.REPORTS_DIR) / "patches"
     scene, _, _ = rasters.read_scene_filled(prep / "scene.tif")  # windows near nodata see their neighbourhood
     band_names = rasters.band_names(prep / "scene.tif")
-    points, _ = sampling.drop_rare_classes(sampling.read_points(prep / f"points.{config.POINTS_FORMAT}"),
-                                           config.PATCH_MIN_SAMPLES)
+    all_points = sampling.read_points(prep / f"points.{config.POINTS_FORMAT}")
+    all_rows, all_cols = all_points["row"].to_numpy(), all_points["col"].to_numpy()
+    points, _ = sampling.drop_rare_classes(all_points, config.PATCH_MIN_SAMPLES)
+    kept = np.flatnonzero(all_points["point_id"].isin(points["point_id"]).to_numpy())
     classes = [c for c in labels.read_classes(prep / "classes.json") if c.code in set(points["label"])]
     codes = np.array([c.code for c in classes])
     y = np.searchsorted(codes, points["label"].to_numpy())
     rows, cols = points["row"].to_numpy(), points["col"].to_numpy()
     second = points["eval_label"].to_numpy() if "eval_label" in points else None  # EVAL_LABELS_PATH at the points
-    rng = np.random.default_rng(config.SEED)
-
-    results, per_class = [], []
+    results, per_class, predictions = [], [], []
     for protocol in config.SPLITS:
-        side = splits.split_points(rows, cols, protocol, config.VAL_FRACTION, config.TEST_FRACTION,
-                                   config.BLOCK_SIZE, rng)
-        pool = np.flatnonzero(side == 0)
-        train = splits.training_subset(pool, config.CNN_TRAIN_SIZE or pool.size, rng)
-        val, test = np.flatnonzero(side == 1), np.flatnonzero(side == 2)
         histories = {}
-        for p in config.PATCH_SIZES:
-            run_ = experiment.run_patch_cnn(
-                scene, rows, cols, y, train, val, test, len(codes), p, padding=config.CNN_PADDING, seed=config.SEED,
-                learning_rate=config.CNN_LEARNING_RATE, epochs=config.CNN_EPOCHS, batch_size=config.CNN_BATCH_SIZE,
-                patience=config.CNN_PATIENCE, deterministic=config.TF_DETERMINISTIC, init=config.CNN_INIT,
-                desc=f"CNN {p}x{p} {protocol}")
-            res = run_.result
-            name = f"patch_cnn_{protocol}_{p}"
-            metadata = {
-                "kind": "patch_cnn", "patch_size": p, "bands": band_names, "padding": config.CNN_PADDING,
-                "mean": run_.mean.tolist(), "std": run_.std.tolist(),
-                "classes": labels.legend.classes_to_json(classes), "split": protocol, "seed": config.SEED,
-                "train_points": int(train.size), "scores": {"val": res.val, "test": res.test},
-                "config": cli.effective_config(),
-            }
-            models.save_model(models_dir / f"{name}.keras", run_.model, metadata)
-            sides = np.full(len(points), "unused", dtype=object)
-            sides[train], sides[val], sides[test] = "train", "val", "test"
-            sampling.write_points(pd.DataFrame({"point_id": points["point_id"], "side": sides}),
-                                  models_dir / f"{name}_points.parquet")
-            results.append({"patch": f"{p}x{p}", "input_values": ", ".join(band_names), "split": protocol,
-                            "val_accuracy": res.val["accuracy"], "test_accuracy": res.test["accuracy"],
-                            "kappa": res.test["kappa"], "macro_f1": res.test["macro_f1"],
-                            **evaluation.against_second_reference(
-                                None if second is None else second[test], codes[res.test_pred], codes[y[test]]),
-                            "model": f"{name}.keras"})  # a file name in MODELS_DIR, not a path of this machine
-            per_class.append(evaluation.per_class(y[test], res.test_pred, np.arange(len(codes)),
-                                                  [c.name for c in classes]).assign(code=codes, patch=p, split=protocol))
-            plots.confusion_figure(reports / f"confusion_{protocol}_{p}.png", y[test], res.test_pred,
-                                   np.arange(len(codes)), [c.name for c in classes], f"CNN {p}x{p}, {protocol} split (test)")
-            histories[f"{p}x{p}"] = res.history
-            log.info("CNN %dx%d, %s split: validation %.3f, test %.3f", p, p, protocol, res.val["accuracy"],
-                     res.test["accuracy"])
-        plots.training_curves(reports / f"curves_{protocol}.png", histories, f"Patch CNN training, {protocol} split")
+        for run_ in range(config.REPEATS):
+            # the split of all sampled points, then the kept ones: the same sides as test_segment.py's
+            side = splits.run_split(all_rows, all_cols, protocol, run_, config.REPEATS, config.VAL_FRACTION,
+                                    config.TEST_FRACTION, config.BLOCK_SIZE, config.SEED)[kept]
+            pool = np.flatnonzero(side == 0)
+            train = splits.training_subset(pool, config.CNN_TRAIN_SIZE or pool.size,
+                                           splits.run_rng(config.SEED, "subset", run_))
+            val, test = np.flatnonzero(side == 1), np.flatnonzero(side == 2)
+            seed = splits.run_seed(config.SEED, run_)
+            for p in config.PATCH_SIZES:
+                run_cnn = experiment.run_patch_cnn(
+                    scene, rows, cols, y, train, val, test, len(codes), p, padding=config.CNN_PADDING, seed=seed,
+                    learning_rate=config.CNN_LEARNING_RATE, epochs=config.CNN_EPOCHS,
+                    batch_size=config.CNN_BATCH_SIZE, patience=config.CNN_PATIENCE,
+                    deterministic=config.TF_DETERMINISTIC, init=config.CNN_INIT, precision=config.PRECISION,
+                    desc=f"CNN {p}x{p} {protocol} run {run_ + 1}")
+                res = run_cnn.result
+                name = f"patch_cnn_{protocol}_{p}"
+                if run_ == 0:  # the model kept for maps and transfer: the first run's (file names as before)
+                    save_run(name, run_cnn, p, band_names, classes, protocol, seed, points, train, val, test)
+                    per_class.append(evaluation.per_class(y[test], res.test_pred, np.arange(len(codes)),
+                                                          [c.name for c in classes]).assign(code=codes, patch=p,
+                                                                                            split=protocol))
+                    plots.confusion_figure(reports / f"confusion_{protocol}_{p}.png", y[test], res.test_pred,
+                                           np.arange(len(codes)), [c.name for c in classes],
+                                           f"CNN {p}x{p}, {protocol} split (test, run 1)")
+                    histories[f"{p}x{p}"] = res.history
+                results.append({"experiment": "patch", "patch": f"{p}x{p}", "input_values": ", ".join(band_names),
+                                "split": protocol, "run": run_, "seed": seed,
+                                "val_accuracy": res.val["accuracy"], "test_accuracy": res.test["accuracy"],
+                                "kappa": res.test["kappa"], "macro_f1": res.test["macro_f1"],
+                                **evaluation.against_second_reference(
+                                    None if second is None else second[test], codes[res.test_pred], codes[y[test]]),
+                                **runs_.epochs(res.history, config.CNN_EPOCHS),
+                                "model": f"{name}.keras"})  # a file name in MODELS_DIR, not a path of this machine
+                predictions.append(runs_.predictions("patch", f"CNN {p}x{p}", protocol, p, run_, points, test,
+                                                     codes[y[test]], codes[res.test_pred]))
+                log.info("CNN %dx%d, %s split, run %d: validation %.3f, test %.3f (%d epochs)", p, p, protocol,
+                         run_ + 1, res.val["accuracy"], res.test["accuracy"], len(res.history["loss"]))
+        plots.training_curves(reports / f"curves_{protocol}.png", histories,
+                              f"Patch CNN training, {protocol} split (run 1)")
 
-    table = pd.DataFrame(results)
-    evaluation.write_table(table, reports / "results", "Patch CNN: accuracy by patch size")
-    evaluation.write_table(pd.concat(per_class, ignore_index=True), reports / "per_class", "Patch CNN per-class scores")
+    per_run = pd.DataFrame(results)
+    evaluation.write_table(per_run, reports / "runs", "Patch CNN: every run")
+    table = runs_.summarise(per_run, ["experiment", "patch", "input_values", "split"])
+    evaluation.write_table(table, reports / "results", f"Patch CNN: accuracy by patch size (mean of {config.REPEATS} "
+                           "runs)")
+    evaluation.write_table(pd.concat(per_class, ignore_index=True), reports / "per_class",
+                           "Patch CNN per-class scores (run 1)")
+    runs_.write_predictions(predictions, reports / "predictions.parquet")
+    for _, row in runs_.capped(per_run).iterrows():
+        log.warning("CNN %s, %s split, run %d: training ended at the epoch cap (CNN_EPOCHS=%d), it may not have "
+                    "converged", row["patch"], row["split"], row["run"] + 1, config.CNN_EPOCHS)
     cli.save_config(reports, "patches")
-    print(table.drop(columns="model").to_markdown(index=False, floatfmt=".3f"))
+    print(table.drop(columns=["experiment", "model"]).to_markdown(index=False, floatfmt=".3f"))
+
+
+def save_run(name: str, run_cnn, p: int, band_names: list[str], classes, protocol: str, seed: int,
+             points: pd.DataFrame, train: np.ndarray, val: np.ndarray, test: np.ndarray) -> None:
+    """Save a trained model with its metadata and each point's side in its split."""
+    res = run_cnn.result
+    models_dir = Path(config.MODELS_DIR)
+    metadata = {
+        "kind": "patch_cnn", "patch_size": p, "bands": band_names, "padding": config.CNN_PADDING,
+        "mean": run_cnn.mean.tolist(), "std": run_cnn.std.tolist(),
+        "classes": labels.legend.classes_to_json(classes), "split": protocol, "seed": seed, "run": 0,
+        "train_points": int(train.size), "scores": {"val": res.val, "test": res.test},
+        "config": cli.effective_config(),
+    }
+    models.save_model(models_dir / f"{name}.keras", run_cnn.model, metadata)
+    sides = np.full(len(points), "unused", dtype=object)
+    sides[train], sides[val], sides[test] = "train", "val", "test"
+    sampling.write_points(pd.DataFrame({"point_id": points["point_id"], "side": sides}),
+                          models_dir / f"{name}_points.parquet")
 
 
 CONFIG_KEYS = ("PREP_DIR", "POINTS_FORMAT", "PATCH_SIZES", "PATCH_MIN_SAMPLES", "CNN_PADDING", "CNN_INIT",
                "CNN_LEARNING_RATE", "CNN_EPOCHS", "CNN_BATCH_SIZE", "CNN_PATIENCE", "CNN_TRAIN_SIZE", "SPLITS",
-               "VAL_FRACTION",
+               "REPEATS", "PRECISION", "VAL_FRACTION",
                "TEST_FRACTION", "BLOCK_SIZE", "TF_DETERMINISTIC", "SEED", "MODELS_DIR", "REPORTS_DIR")
 
 

@@ -41,7 +41,8 @@ import numpy as np
 import pandas as pd
 
 import config
-from landcover import cli, evaluation, experiment, features, labels, plots, sampling, splits
+from landcover import cli, evaluation, experiment, features, labels, plots, sampling, segmentation, splits
+from landcover import runs as runs_
 
 log = logging.getLogger("test_segment")
 
@@ -55,6 +56,15 @@ def classifiers() -> list[tuple[str, str, bool]]:
     return [(*FORESTS[t], False) for t in config.RF_TARGETS] + NETWORKS
 
 
+def sweep_models() -> list[tuple[str, tuple[float, int]]]:
+    """The SEG_SCALES sweep's extra MLPs (name, (scale, min size)), run at the largest training size;
+    the entry of SEG_SCALE and SEG_MIN_SIZE is the "MLP" row itself."""
+    own = (config.SEG_SCALE, config.SEG_MIN_SIZE)
+    return [(f"MLP (segments: scale {scale:g}, min size {size})", (scale, size))
+            for scale, size in segmentation.sweep_entries(config.SEG_SCALES, config.SEG_MIN_SIZE)
+            if (scale, size) != own]
+
+
 def check_config() -> None:
     if not config.TRAIN_SIZES or min(config.TRAIN_SIZES) < 1:
         raise ValueError(f"TRAIN_SIZES={config.TRAIN_SIZES}: expected positive training-set sizes")
@@ -63,71 +73,95 @@ def check_config() -> None:
         raise ValueError(f"SPLITS={config.SPLITS}: expected some of {splits.SPLITS}")
     if not set(config.RF_TARGETS) <= set(FORESTS) or len(set(config.RF_TARGETS)) != len(config.RF_TARGETS):
         raise ValueError(f"RF_TARGETS={config.RF_TARGETS}: expected some of {list(FORESTS)}, once each")
+    if int(config.REPEATS) < 1:
+        raise ValueError(f"REPEATS={config.REPEATS}: expected at least 1")
 
 
 def run() -> None:
     check_config()
     prep, out = Path(config.PREP_DIR), Path(config.REPORTS_DIR) / "segments"
-    points = sampling.read_points_with_segments(prep / f"points.{config.POINTS_FORMAT}",
-                                                Path(config.SEG_DIR) / f"points.{config.POINTS_FORMAT}")
+    sweep = sweep_models()
+    points = sampling.read_points_with_segments(
+        prep / f"points.{config.POINTS_FORMAT}", Path(config.SEG_DIR) / f"points.{config.POINTS_FORMAT}",
+        tuple(segmentation.sweep_column(*entry) for _, entry in sweep))
     classes = labels.read_classes(prep / "classes.json")
     codes = np.array([c.code for c in classes])
     names = [c.name for c in classes]
     y = np.searchsorted(codes, points["label"].to_numpy())
     x_pixel, _ = features.pixel_features(points, config.BANDS, config.INDICES)
-    x_segment, _ = features.pixel_features(points, config.BANDS, config.INDICES, segment_type=True)
+    inputs_ = {False: x_pixel, True: features.pixel_features(points, config.BANDS, config.INDICES, segment_type=True)[0]}
+    inputs_.update({entry: np.column_stack([x_pixel, points[segmentation.sweep_column(*entry)].to_numpy(np.float32)])
+                    for _, entry in sweep})
     rows, cols = points["row"].to_numpy(), points["col"].to_numpy()
     second = points["eval_label"].to_numpy() if "eval_label" in points else None  # EVAL_LABELS_PATH at the points
-    rng = np.random.default_rng(config.SEED)
+    scale_of = {True: (config.SEG_SCALE, config.SEG_MIN_SIZE), **{entry: entry for _, entry in sweep}}
 
-    results, per_class, figures = [], [], {}
+    runs, per_class, figures, predictions = [], [], {}, []
     largest = max(config.TRAIN_SIZES)
     for protocol in config.SPLITS:
-        side = splits.split_points(rows, cols, protocol, config.VAL_FRACTION, config.TEST_FRACTION,
-                                   config.BLOCK_SIZE, rng)
-        val, test = np.flatnonzero(side == 1), np.flatnonzero(side == 2)
         histories = {}
-        for size in sorted(config.TRAIN_SIZES):
-            train = splits.training_subset(np.flatnonzero(side == 0), size, rng)
-            for name, kind, with_segment in classifiers():
-                res = experiment.run_pixel_classifier(
-                    kind, x_segment if with_segment else x_pixel, y, train, val, test, len(codes),
-                    seed=config.SEED, rf_trees=config.RF_TREES, learning_rate=config.MLP_LEARNING_RATE,
-                    epochs=config.MLP_EPOCHS, batch_size=config.MLP_BATCH_SIZE, patience=config.MLP_PATIENCE,
-                    deterministic=config.TF_DETERMINISTIC, decay=config.MLP_DECAY,
-                    desc=f"{name} {protocol} {train.size}")
-                predicted = np.where(res.test_pred >= 0, codes[np.maximum(res.test_pred, 0)], 0)
-                results.append({"classifier": name, "split": protocol, "train_size": train.size,
-                                "val_accuracy": res.val["accuracy"], "test_accuracy": res.test["accuracy"],
-                                "kappa": res.test["kappa"], "macro_f1": res.test["macro_f1"],
-                                **evaluation.against_second_reference(
-                                    None if second is None else second[test], predicted, codes[y[test]])})
-                log.info("%s, %s split, %d training points: test accuracy %.3f", name, protocol, train.size,
-                         res.test["accuracy"])
-                if size == largest:
-                    table = evaluation.per_class(y[test], res.test_pred, np.arange(len(codes)), names)
-                    per_class.append(table.assign(code=codes, classifier=name, split=protocol))
-                    figures[(name, protocol)] = (y[test], res.test_pred)
-                    if res.history:
-                        histories[name] = res.history
+        for run_ in range(config.REPEATS):
+            side = splits.run_split(rows, cols, protocol, run_, config.REPEATS, config.VAL_FRACTION,
+                                    config.TEST_FRACTION, config.BLOCK_SIZE, config.SEED)
+            val, test = np.flatnonzero(side == 1), np.flatnonzero(side == 2)
+            subset_rng, seed = splits.run_rng(config.SEED, "subset", run_), splits.run_seed(config.SEED, run_)
+            for size in sorted(config.TRAIN_SIZES):
+                train = splits.training_subset(np.flatnonzero(side == 0), size, subset_rng)
+                models_ = classifiers() + ([(name, "mlp", entry) for name, entry in sweep] if size == largest else [])
+                for name, kind, with_segment in models_:
+                    res = experiment.run_pixel_classifier(
+                        kind, inputs_[with_segment], y, train, val, test, len(codes), seed=seed,
+                        rf_trees=config.RF_TREES, learning_rate=config.MLP_LEARNING_RATE, epochs=config.MLP_EPOCHS,
+                        batch_size=config.MLP_BATCH_SIZE, patience=config.MLP_PATIENCE,
+                        deterministic=config.TF_DETERMINISTIC, decay=config.MLP_DECAY, precision=config.PRECISION,
+                        desc=f"{name} {protocol} {train.size} run {run_ + 1}")
+                    predicted = np.where(res.test_pred >= 0, codes[np.maximum(res.test_pred, 0)], 0)
+                    scale = scale_of.get(with_segment, (np.nan, np.nan))
+                    runs.append({"experiment": "pixel", "classifier": name, "split": protocol, "train_size": train.size,
+                                 "seg_scale": scale[0], "seg_min_size": scale[1], "run": run_, "seed": seed,
+                                 "val_accuracy": res.val["accuracy"], "test_accuracy": res.test["accuracy"],
+                                 "kappa": res.test["kappa"], "macro_f1": res.test["macro_f1"],
+                                 **evaluation.against_second_reference(
+                                     None if second is None else second[test], predicted, codes[y[test]]),
+                                 **runs_.epochs(res.history, config.MLP_EPOCHS)})
+                    log.info("%s, %s split, %d training points, run %d: test accuracy %.3f", name, protocol,
+                             train.size, run_ + 1, res.test["accuracy"])
+                    if size != largest:
+                        continue
+                    predictions.append(runs_.predictions("pixel", name, protocol, size, run_, points, test,
+                                                         codes[y[test]], predicted))
+                    if run_ == 0:
+                        table = evaluation.per_class(y[test], res.test_pred, np.arange(len(codes)), names)
+                        per_class.append(table.assign(code=codes, classifier=name, split=protocol))
+                        figures[(name, protocol)] = (y[test], res.test_pred)
+                        if res.history:
+                            histories[name] = res.history
         if histories:
             plots.training_curves(out / f"curves_{protocol}.png", histories,
-                                  f"MLP training, {protocol} split, {largest} training points")
+                                  f"MLP training, {protocol} split, {largest} training points (run 1)")
 
-    table = pd.DataFrame(results)
-    evaluation.write_table(table, out / "results", "Per-pixel experiment: random forest vs MLP, with and without segment type")
-    evaluation.write_table(pd.concat(per_class, ignore_index=True), out / "per_class", "Per-class scores")
+    per_run = pd.DataFrame(runs)
+    evaluation.write_table(per_run, out / "runs", "Per-pixel experiment: every run")
+    table = runs_.summarise(per_run, ["experiment", "classifier", "split", "train_size", "seg_scale", "seg_min_size"])
+    evaluation.write_table(table, out / "results", "Per-pixel experiment: random forest vs MLP, with and without "
+                           f"segment type (mean of {config.REPEATS} runs)")
+    evaluation.write_table(pd.concat(per_class, ignore_index=True), out / "per_class", "Per-class scores (run 1)")
+    runs_.write_predictions(predictions, out / "predictions.parquet")
     for (name, protocol), (truth, pred) in figures.items():
         slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")  # "Random forest (one-hot, ...)" too
         plots.confusion_figure(out / f"confusion_{slug}_{protocol}.png", truth, pred, np.arange(len(codes)), names,
-                               f"{name}, {protocol} split (test)")
+                               f"{name}, {protocol} split (test, run 1)")
+    for _, row in runs_.capped(per_run).iterrows():
+        log.warning("%s, %s split, run %d: training ended at the epoch cap (MLP_EPOCHS=%d), it may not have "
+                    "converged", row["classifier"], row["split"], row["run"] + 1, config.MLP_EPOCHS)
     cli.save_config(out, "test_segment")
-    print(table.to_markdown(index=False, floatfmt=".3f"))
+    print(table.drop(columns=["experiment"]).to_markdown(index=False, floatfmt=".3f"))
 
 
 CONFIG_KEYS = ("PREP_DIR", "SEG_DIR", "POINTS_FORMAT", "BANDS", "INDICES", "SPLITS", "VAL_FRACTION", "TEST_FRACTION",
-               "BLOCK_SIZE", "TRAIN_SIZES", "RF_TREES", "RF_TARGETS", "MLP_LEARNING_RATE", "MLP_DECAY", "MLP_EPOCHS",
-               "MLP_BATCH_SIZE", "MLP_PATIENCE", "TF_DETERMINISTIC", "SEED", "REPORTS_DIR")
+               "BLOCK_SIZE", "TRAIN_SIZES", "REPEATS", "SEG_SCALE", "SEG_MIN_SIZE", "SEG_SCALES", "RF_TREES",
+               "RF_TARGETS", "MLP_LEARNING_RATE", "MLP_DECAY", "MLP_EPOCHS", "MLP_BATCH_SIZE", "MLP_PATIENCE",
+               "TF_DETERMINISTIC", "PRECISION", "SEED", "REPORTS_DIR")
 
 
 def inputs() -> list[Path]:

@@ -40,8 +40,11 @@ import pandas as pd
 
 import config
 from landcover import bigearth, cli, evaluation, labels, legend, models, plots, rasters, sampling, splits, transfer
+from landcover import runs as runs_
 
 log = logging.getLogger("train_bigearth")
+# The transfer models' names in predictions.parquet and the comparisons.
+TRANSFER_A, TRANSFER_B = "Transfer (a): BigEarthNet CNN as it is", "Transfer (b): new head"
 
 
 def best_patch_model() -> tuple[pd.Series, Path] | tuple[None, None]:
@@ -107,6 +110,10 @@ def run() -> None:
     sampling.write_points(pd.DataFrame({"point_id": points["point_id"], "side": side}),
                           models_dir / "bigearth_transfer_points.parquet")
 
+    truth = points["label"].to_numpy()[tr.test]
+    runs_.write_predictions(
+        [runs_.predictions("transfer", name, split, "", 0, points, tr.test, truth, pred)
+         for name, pred in ((TRANSFER_A, tr.pred_a), (TRANSFER_B, tr.pred_b))], reports / "predictions.parquet")
     split_name = f"AOI held-out test points ({split} split{'' if best is not None else ' of its own'})"
     rows_ = [
         {"model": "BigEarthNet CNN", "evaluated_on": "BigEarthNet held-out patches", "n": be.test_scores["patches"],

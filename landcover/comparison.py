@@ -222,3 +222,67 @@ def points_frame(predictions: pd.DataFrame, block_size: int) -> pd.DataFrame:
 def describe(diff: float, low: float, high: float) -> str:
     """``"+2.6 points (95 % CI -0.4 to +5.6)"``."""
     return f"{100 * diff:+.1f} points (95 % CI {100 * low:+.1f} to {100 * high:+.1f})"
+
+
+# The rows of reports/comparisons.csv, in the order the report states them.
+FOREST, MLP_PIXEL, MLP = "Random forest", "MLP-Pixel", "MLP"
+
+
+def _cnn_size(name: str) -> int:
+    return int(name.split()[1].split("x")[0])
+
+
+def study_pairs(models: dict[str, list[str]], best_cnn: dict[str, str]) -> list[tuple]:
+    """The comparisons the report states: (experiment, split, (split, model A), (split, model B), paired).
+
+    Args:
+        models: split -> the model names with test predictions under it.
+        best_cnn: split -> the best patch CNN's name (highest mean validation accuracy).
+    """
+    pairs = []
+    for split, names in models.items():
+        cnns = sorted((n for n in names if n.startswith("CNN ")), key=_cnn_size)
+        mlps = [n for n in names if n == MLP or n.startswith("MLP (segments")]
+        pair = []
+        if MLP_PIXEL in names:
+            pair += [("segment type", m, MLP_PIXEL) for m in mlps]
+        if FOREST in names:
+            pair += [("per-pixel classifier vs forest", m, FOREST)
+                     for m in names if m in ("Random forest (one-hot, the study's)", MLP_PIXEL, MLP)]
+            pair += [("patch CNN vs forest", m, FOREST) for m in cnns]
+        pair += [("patch size", big, small) for small, big in zip(cnns, cnns[1:])]
+        if best_cnn.get(split) in names:
+            pair += [("transfer vs best patch CNN", m, best_cnn[split]) for m in names if m.startswith("Transfer")]
+        pairs += [(experiment, split, (split, a), (split, b), True) for experiment, a, b in pair]
+    if {"random", "spatial"} <= set(models):
+        both = [m for m in models["random"] if m in models["spatial"] and not m.startswith("Transfer")]
+        pairs += [("random vs spatial split", "random vs spatial", ("random", m), ("spatial", m), False)
+                  for m in both]
+    return pairs
+
+
+def build(predictions: pd.DataFrame, best_cnn: dict[str, str], block_size: int, n_boot: int,
+          seed: int) -> pd.DataFrame:
+    """reports/comparisons.csv from the stages' test predictions (``runs.predictions`` rows).
+
+    Per-pixel models are compared at their largest training size. Each row has
+    its own generator (SEED and the row's position), so a row's interval does
+    not depend on which other rows exist.
+    """
+    frame = points_frame(predictions, block_size)
+    pixel = frame["experiment"] == "pixel"
+    largest = frame.loc[pixel].groupby("model")["setting"].transform(lambda s: s.astype(int).max())
+    keep = ~pixel
+    keep[pixel] = frame.loc[pixel, "setting"].astype(int) == largest
+    groups = {key: part[["run", "point_id", "block", "correct"]] for key, part in frame[keep].groupby(["split", "model"])}
+    models: dict[str, list[str]] = {}
+    for split, model in groups:
+        models.setdefault(split, []).append(model)
+    rows = []
+    for i, (experiment, split, a, b, is_paired) in enumerate(study_pairs(models, best_cnn)):
+        rng = np.random.default_rng([seed, 7, i])
+        numbers = (paired if is_paired else unpaired)(groups[a], groups[b], n_boot, rng)
+        names = (a[1], b[1]) if is_paired else (f"{a[1]} ({a[0]} split)", f"{b[1]} ({b[0]} split)")
+        rows.append({"experiment": experiment, "split": split, "model_a": names[0], "model_b": names[1],
+                     "metric": "accuracy", **numbers})
+    return finish(rows)

@@ -22,7 +22,7 @@ class RunResult:
 def run_pixel_classifier(kind: str, x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray,
                          test: np.ndarray, n_classes: int, *, seed: int, rf_trees: int, learning_rate: float,
                          epochs: int, batch_size: int, patience: int | None, deterministic: bool,
-                         decay: float = 0.0, desc: str = "") -> RunResult:
+                         decay: float = 0.0, precision: str = "float32", desc: str = "") -> RunResult:
     """Train ``kind`` on rows ``train`` of x and score it on ``val`` and ``test``.
 
     Kinds: ``"rf"`` (a random forest, a normal classifier), ``"rf_onehot"``
@@ -49,7 +49,7 @@ def run_pixel_classifier(kind: str, x: np.ndarray, y: np.ndarray, train: np.ndar
         pred_test = models.onehot_decision(model.predict(xs[test]))
         history = {}
     elif kind == "mlp":
-        models.seed_keras(seed, deterministic)
+        models.seed_keras(seed, deterministic, precision)
         model = models.build_mlp(x.shape[1], n_classes, learning_rate, decay)
         history = models.fit_keras(model, xs[train], y[train], xs[val], y[val], epochs=epochs,
                                    batch_size=batch_size, patience=patience, desc=desc or "MLP")
@@ -74,7 +74,7 @@ class PatchRun:
 def run_patch_cnn(scene: np.ndarray, rows: np.ndarray, cols: np.ndarray, y: np.ndarray, train: np.ndarray,
                   val: np.ndarray, test: np.ndarray, n_classes: int, patch_size: int, *, padding: str, seed: int,
                   learning_rate: float, epochs: int, batch_size: int, patience: int | None, deterministic: bool,
-                  init: str = "glorot_uniform", desc: str = "") -> PatchRun:
+                  init: str = "glorot_uniform", precision: str = "float32", desc: str = "") -> PatchRun:
     """Train the patch CNN on patches cut on the fly around the training points.
 
     Per-band normalisation is fitted on the training points only; balanced
@@ -88,7 +88,7 @@ def run_patch_cnn(scene: np.ndarray, rows: np.ndarray, cols: np.ndarray, y: np.n
     """
     from landcover import patch_data
 
-    models.seed_keras(seed, deterministic)
+    models.seed_keras(seed, deterministic, precision)
     mean, std = patch_data.band_normalisation(scene, rows[train], cols[train])
     padded = patch_data.normalised_padded(scene, mean, std, patch_size)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,8 +48,40 @@ def onehot_decision(rows: np.ndarray) -> np.ndarray:
     return np.where(rows.sum(axis=1) == 1, rows.argmax(axis=1), -1).astype(np.int64)
 
 
-def seed_keras(seed: int, deterministic: bool) -> None:
-    """Seed Python, NumPy and TensorFlow; optionally make TensorFlow's ops deterministic."""
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+
+
+def bfloat16_is_fast() -> bool:
+    """True where bfloat16 arithmetic runs natively: a GPU of compute capability 8.0 or later
+    (Ampere, Hopper), or else a CPU with AVX-512 BF16 or AMX (Linux: /proc/cpuinfo flags)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
+        return tuple(capability) >= (8, 0)
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str) -> str:
+    """``PRECISION`` as a Keras dtype policy: "auto" is "mixed_bfloat16" where bfloat16 is fast
+    (:func:`bfloat16_is_fast`), else "float32"."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"PRECISION={precision!r}: expected one of {PRECISIONS}")
+    if precision == "auto":
+        return "mixed_bfloat16" if bfloat16_is_fast() else "float32"
+    return precision
+
+
+def seed_keras(seed: int, deterministic: bool, precision: str = "float32") -> None:
+    """Seed Python, NumPy and TensorFlow; optionally make TensorFlow's ops deterministic;
+    set the dtype policy of the networks built next (``PRECISION``: "float32",
+    "mixed_bfloat16" (bfloat16 compute with float32 weights and a float32 softmax) or "auto")."""
+    precision = resolve_precision(precision)
     # TensorFlow 2.2x logs a harmless tf.data attribute mismatch at C++ "error" level on every fit
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
@@ -56,6 +89,7 @@ def seed_keras(seed: int, deterministic: bool) -> None:
 
     keras.backend.clear_session()  # a fresh graph per model: no retracing warnings, no growth
     keras.utils.set_random_seed(seed)
+    keras.config.set_dtype_policy(precision)  # after clear_session, which resets it
     if deterministic:
         tf.config.experimental.enable_op_determinism()
 
@@ -78,7 +112,7 @@ def build_mlp(n_features: int, n_classes: int, learning_rate: float, decay: floa
         layers.Dense(400, activation="relu"), layers.Dropout(0.2),
         layers.Dense(300, activation="relu"), layers.Dropout(0.2),
         layers.Dense(200, activation="relu"), layers.Dropout(0.2),
-        layers.Dense(n_classes, activation="softmax"),
+        layers.Dense(n_classes, activation="softmax", dtype="float32"),  # float32 softmax under mixed precision
     ], name="mlp")
     rate = keras.optimizers.schedules.InverseTimeDecay(learning_rate, decay_steps=1, decay_rate=decay) \
         if decay else learning_rate
@@ -180,7 +214,8 @@ def build_patch_cnn(patch_size: int, n_bands: int, n_classes: int, *, padding: s
             size -= kernel - 1
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(dense, activation="relu", kernel_initializer=init, name="dense")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", kernel_initializer=init, name="classes")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", kernel_initializer=init, name="classes",
+                           dtype="float32")(x)  # float32 softmax under mixed precision
     model = keras.Model(inputs, outputs, name=f"patch_cnn_{patch_size}_{padding}")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])

@@ -200,3 +200,29 @@ def accuracy_by_patch_size(path: Path, table, study: dict[int, float]) -> None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def accuracy_by_segment_size(path: Path, table, baseline: dict) -> None:
+    """Accuracy of the MLP with segment type against the median segment size, with 95 % intervals; PNG.
+
+    Args:
+        table: one row per split and segmentation (split, median_ha, accuracy, ci_low, ci_high).
+        baseline: split -> (accuracy, ci_low, ci_high) of the MLP without segment type, drawn as a band.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for i, (split, part) in enumerate(table.sort_values("median_ha").groupby("split")):
+        acc = 100 * part["accuracy"].to_numpy()
+        err = [acc - 100 * part["ci_low"].to_numpy(), 100 * part["ci_high"].to_numpy() - acc]
+        ax.errorbar(part["median_ha"], acc, yerr=err, fmt="o-", color=f"C{i}", capsize=3,
+                    label=f"{split} split, MLP with segment type")
+        if split in baseline:
+            mean, low, high = (100 * v for v in baseline[split])
+            ax.axhspan(low, high, color=f"C{i}", alpha=0.12)
+            ax.axhline(mean, color=f"C{i}", ls=":", label=f"{split} split, MLP without (95 % band)")
+    ax.set_xscale("log")
+    ax.set_xlabel("median segment size (ha)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import rasterio
 
-from landcover import plots
+from landcover import comparison, plots
 from landcover.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,9 @@ class Sources:
     reports: Path
     predictions: Path
     bigearth: Path
+    block_size: int = 100  # BLOCK_SIZE: the blocks the comparisons' bootstrap resamples
+    bootstrap: int = 2000  # BOOTSTRAP_SAMPLES
+    seed: int = 42  # SEED
 
 
 def _pct(x: float) -> str:
@@ -142,67 +145,172 @@ def _radiometry_lines(info: dict) -> list[str]:
 
 
 ONEHOT_FOREST = "Random forest (one-hot, the study's)"
-# Said of every difference the report states until paired comparisons with intervals exist.
-NO_VERDICT = "one run each, no interval: not a verdict"
+# Said of a difference that has no paired comparison (no test predictions to pair).
+NO_VERDICT = "no paired test predictions, no interval: not a verdict"
+PREDICTION_FILES = ("segments", "patches", "bigearth")
 
 
-def pixel_section(src: Sources, notes: list[str]) -> list[str]:
+def best_cnns(src: Sources) -> dict[str, str]:
+    """Split -> the name of the patch CNN with the highest mean validation accuracy (e.g. "CNN 7x7")."""
+    table = _read_csv(src.reports / "patches" / "results.csv")
+    if table is None:
+        return {}
+    return {split: f"CNN {part.loc[part['val_accuracy'].idxmax(), 'patch']}" for split, part in table.groupby("split")}
+
+
+def comparisons(src: Sources) -> pd.DataFrame | None:
+    """The paired comparisons (``comparison.build``) of the stages' test predictions; None without any."""
+    files = [src.reports / folder / "predictions.parquet" for folder in PREDICTION_FILES]
+    frames = [pd.read_parquet(f) for f in files if f.exists()]
+    if not frames:
+        return None
+    return comparison.build(pd.concat(frames, ignore_index=True), best_cnns(src), src.block_size, src.bootstrap,
+                            src.seed)
+
+
+def _claim(table: pd.DataFrame | None, experiment: str, split: str, a: str, b: str) -> str | None:
+    """One comparison in words: "MLP against MLP-Pixel: +1.2 points (95 % CI -0.4 to +2.8; Holm p 0.43, 3 runs):
+    no significant difference"; None when the file has no such row."""
+    if table is None:
+        return None
+    row = table[(table["experiment"] == experiment) & (table["split"] == split) & (table["model_a"] == a)
+                & (table["model_b"] == b)]
+    if row.empty:
+        return None
+    r = row.iloc[0]
+    verdict = {"A better": f"{a} better", "B better": f"{b} better"}.get(r["verdict"], r["verdict"])
+    return (f"{a} ({_pct(r['mean_a'])}) against {b} ({_pct(r['mean_b'])}): "
+            f"{comparison.describe(r['diff'], r['ci_low'], r['ci_high'])}; Holm-adjusted p {r['p_holm']:.2g}, "
+            f"{int(r['n_runs'])} run{'s' if r['n_runs'] != 1 else ''}, {int(r['n_test']):,} test points per run: "
+            f"**{verdict}**")
+
+
+def _mean_sd(mean: float, sd: float, n: float) -> str:
+    """``"58.1 ± 1.2 % (3)"``: a mean over runs with its standard deviation and the number of runs."""
+    if not np.isfinite(sd) or n is None or n < 2:
+        return _pct(mean)
+    return f"{100 * mean:.1f} ± {100 * sd:.1f} % ({int(n)})"
+
+
+def _fallback(a: str, acc_a: float, b: str, acc_b: float) -> str:
+    return f"{a} ({_pct(acc_a)}) against {b} ({_pct(acc_b)}): {100 * (acc_a - acc_b):+.1f} points ({NO_VERDICT})"
+
+
+def pixel_section(src: Sources, notes: list[str], cmp: pd.DataFrame | None = None) -> list[str]:
     table = _read_csv(src.reports / "segments" / "results.csv")
     if table is None:
         return ["## 1. Per-pixel classifiers and segment type", "", "test_segment.py has not run.", ""]
     seg = _read_json(src.seg / "segments_summary.json")
     largest = table["train_size"].max()
     top = table[table["train_size"] == table.groupby("split")["train_size"].transform("max")]
-    wide = top.pivot_table(index="classifier", columns="split", values=["test_accuracy", "kappa", "macro_f1"])
+    n_runs = int(top["n_runs"].max()) if "n_runs" in top else 1
     rows = []
     for name in ["Random forest", ONEHOT_FOREST, "MLP-Pixel", "MLP"]:
-        if name not in wide.index:
+        part = top[top["classifier"] == name].set_index("split")
+        if part.empty:
             continue
         row = {"classifier": name}
-        for split in sorted(top["split"].unique()):
-            row[f"{split}: test acc."] = _pct(wide.loc[name, ("test_accuracy", split)])
-            row[f"{split}: kappa"] = f"{wide.loc[name, ('kappa', split)]:.3f}"
-            row[f"{split}: macro F1"] = f"{wide.loc[name, ('macro_f1', split)]:.3f}"
+        for split in sorted(part.index):
+            r = part.loc[split]
+            row[f"{split}: test acc."] = _mean_sd(r["test_accuracy"], r.get("test_accuracy_sd", np.nan),
+                                                  r.get("n_runs", 1))
+            row[f"{split}: kappa"] = f"{r['kappa']:.3f}"
+            row[f"{split}: macro F1"] = f"{r['macro_f1']:.3f}"
         # the study's forest is its one-hot one: its 47.5 % belongs on that row
         study = STUDY["pixel_test_250k"].get("Random forest" if name == ONEHOT_FOREST else name)
-        row["study (250k, random)"] = f"{study} %" if name != "Random forest" or ONEHOT_FOREST not in wide.index \
-            else "-"
+        row["study (250k, random)"] = f"{study} %" if name != "Random forest" or ONEHOT_FOREST not in set(
+            top["classifier"]) else "-"
         rows.append(row)
     text = ["## 1. Per-pixel classifiers and segment type", "",
-            f"Test scores at the largest training size ({largest:,} points; the study used 250,000). "
-            "The full sweep is in `segments/results.md`."]
+            f"Test scores at the largest training size ({largest:,} points; the study used 250,000), the mean ± "
+            f"standard deviation over {n_runs} run{'s' if n_runs > 1 else ''} (each a new split and model seed; "
+            "the number of runs in brackets). Every run is in `segments/runs.csv`, the summary in "
+            "`segments/results.md`."]
     if seg:
         text.append(f"The segmentation gave {seg['segments']:,} segments (median {seg['median_size_px']:,.0f} px).")
     text += ["", _md(pd.DataFrame(rows)), ""]
     for split in sorted(top["split"].unique()):
-        part = top[top["split"] == split].set_index("classifier")["test_accuracy"]
-        if {"MLP", "MLP-Pixel"} <= set(part.index):
-            gain = 100 * (part["MLP"] - part["MLP-Pixel"])
-            notes.append(f"Segment type, {split} split: the MLP with it scores {gain:+.1f} points against the MLP "
-                         f"without it ({_pct(part['MLP'])} vs {_pct(part['MLP-Pixel'])}; {NO_VERDICT}).")
-        if "Random forest" in part.index:
-            best = part.idxmax()
-            rf = _pct(part["Random forest"])
-            notes.append(f"Highest per-pixel test accuracy, {split} split: {best} ({_pct(part[best])})"
-                         + (f"; the random forest scores {rf}" if best != "Random forest" else "")
-                         + f" ({NO_VERDICT}).")
+        part = top[(top["split"] == split) & top["classifier"].isin(["Random forest", ONEHOT_FOREST, "MLP-Pixel",
+                                                                      "MLP"])].set_index("classifier")["test_accuracy"]
+        pairs = [("segment type", "MLP", "MLP-Pixel", "Segment type")]
+        pairs += [("per-pixel classifier vs forest", m, "Random forest", "Per-pixel classifier against the forest")
+                  for m in ("MLP-Pixel", "MLP")]
+        for experiment, a, b, what in pairs:
+            if {a, b} <= set(part.index):
+                claim = _claim(cmp, experiment, split, a, b) or _fallback(a, part[a], b, part[b])
+                notes.append(f"{what}, {split} split: {claim}.")
         if {"Random forest", ONEHOT_FOREST} <= set(part.index):
-            quirk = 100 * (part["Random forest"] - part[ONEHOT_FOREST])
-            notes.append(f"The study's one-hot forest, {split} split: {_pct(part[ONEHOT_FOREST])} against "
-                         f"{_pct(part['Random forest'])} for the same forest as a normal classifier on the same "
-                         f"points ({quirk:+.1f} points; {NO_VERDICT}). The study's code scored the predicted one-hot "
-                         "row by exact match, so every pixel where no class gets a majority counts as wrong; its "
-                         "forest (47.5 %) trailed its MLP (56.9 %).")
+            claim = _claim(cmp, "per-pixel classifier vs forest", split, ONEHOT_FOREST, "Random forest") or \
+                _fallback(ONEHOT_FOREST, part[ONEHOT_FOREST], "Random forest", part["Random forest"])
+            notes.append(f"The study's one-hot forest, {split} split: {claim}. It is the same forest as the normal "
+                         "classifier, scored as the study's code did: by exact match of the predicted one-hot row, so "
+                         "every pixel where no class gets a majority counts as wrong; the study's forest (47.5 %) "
+                         "trailed its MLP (56.9 %).")
     if {"random", "spatial"} <= set(top["split"]):
-        for name, part in top.groupby("classifier"):
-            acc = part.set_index("split")["test_accuracy"]
-            notes.append(f"{name}: {_pct(acc['random'])} on the random split against {_pct(acc['spatial'])} on the "
-                         f"spatial split ({100 * (acc['random'] - acc['spatial']):+.1f} points; {NO_VERDICT}). The "
-                         "random split puts neighbouring pixels on both sides, the spatial one does not.")
-    return text
+        for name in ["Random forest", "MLP-Pixel", "MLP"]:
+            claim = _claim(cmp, "random vs spatial split", "random vs spatial", f"{name} (random split)",
+                           f"{name} (spatial split)")
+            if claim:
+                notes.append(f"Split protocol: {claim}. The random split puts neighbouring pixels on both sides, the "
+                             "spatial one does not (different test points: an unpaired comparison).")
+    return text + sweep_section(src, cmp)
 
 
-def patch_section(src: Sources, notes: list[str]) -> list[str]:
+def sweep_section(src: Sources, cmp: pd.DataFrame | None) -> list[str]:
+    """Accuracy of the MLP with segment type against the median segment size of each SEG_SCALES entry."""
+    sweep = _read_csv(src.seg / "scale_sweep.csv")
+    results = _read_csv(src.reports / "segments" / "results.csv")
+    predictions = src.reports / "segments" / "predictions.parquet"
+    if sweep is None or results is None or "seg_scale" not in results or not predictions.exists():
+        return []
+    frame = comparison.points_frame(pd.read_parquet(predictions), src.block_size)
+    frame = frame[frame["setting"].astype(int) == frame["setting"].astype(int).max()]
+    rows = []
+    mlps = results[results["seg_scale"].notna() & (results["train_size"] == results["train_size"].max())]
+    for _, r in mlps.iterrows():
+        entry = sweep[(sweep["scale"] == r["seg_scale"]) & (sweep["min_size"] == r["seg_min_size"])]
+        part = frame[(frame["model"] == r["classifier"]) & (frame["split"] == r["split"])]
+        if entry.empty or part.empty:
+            continue
+        mean, low, high = comparison.accuracy_interval(part, src.bootstrap, np.random.default_rng([src.seed, 9]))
+        rows.append({"split": r["split"], "scale": r["seg_scale"], "min_size": int(r["seg_min_size"]),
+                     "segments": int(entry["segments"].iloc[0]), "median_ha": float(entry["median_size_ha"].iloc[0]),
+                     "accuracy": mean, "ci_low": low, "ci_high": high, "model": r["classifier"]})
+    if not rows:
+        return []
+    table = pd.DataFrame(rows).sort_values(["split", "median_ha"])
+    baseline = {}
+    for split in table["split"].unique():
+        part = frame[(frame["model"] == "MLP-Pixel") & (frame["split"] == split)]
+        if not part.empty:
+            baseline[split] = comparison.accuracy_interval(part, src.bootstrap, np.random.default_rng([src.seed, 9]))
+    plots.accuracy_by_segment_size(src.reports / "figures" / "accuracy_by_segment_size.png", table, baseline)
+    shown = pd.DataFrame({
+        "split": table["split"], "scale": table["scale"].map("{:g}".format), "min size (px)": table["min_size"],
+        "segments": table["segments"], "median segment (ha)": table["median_ha"].map("{:.2f}".format),
+        "MLP with segment type": [f"{100 * a:.1f} % ({100 * lo:.1f} to {100 * hi:.1f})"
+                                  for a, lo, hi in zip(table["accuracy"], table["ci_low"], table["ci_high"])],
+        "against MLP-Pixel": [
+            (lambda row: comparison.describe(row["diff"], row["ci_low"], row["ci_high"]) + f": {row['verdict']}"
+             if row is not None else "-")(_row(cmp, "segment type", sp, m, "MLP-Pixel"))
+            for sp, m in zip(table["split"], table["model"])]})
+    return ["### Texture at several segmentation scales", "",
+            "The MLP with segment type, once per segmentation scale (`SEG_SCALES`, at the largest training size), "
+            "against the median segment size; accuracy with its 95 % interval (test blocks and runs), and the "
+            "paired difference from the MLP without segment type. At the study's scale a scene has a handful of "
+            "segments, so the segment type is a regional constant; field-sized segments (0.5-5 ha) carry texture.",
+            "", _md(shown), "", "![accuracy by segment size](figures/accuracy_by_segment_size.png)", ""]
+
+
+def _row(table: pd.DataFrame | None, experiment: str, split: str, a: str, b: str) -> pd.Series | None:
+    if table is None:
+        return None
+    row = table[(table["experiment"] == experiment) & (table["split"] == split) & (table["model_a"] == a)
+                & (table["model_b"] == b)]
+    return None if row.empty else row.iloc[0]
+
+
+def patch_section(src: Sources, notes: list[str], cmp: pd.DataFrame | None = None) -> list[str]:
     table = _read_csv(src.reports / "patches" / "results.csv")
     if table is None:
         return ["## 2. Patch CNN", "", "patches.py has not run.", ""]
@@ -213,31 +321,80 @@ def patch_section(src: Sources, notes: list[str]) -> list[str]:
         for split, part in table[sizes == size].groupby("split"):
             r = part.iloc[0]
             row[f"{split}: val. acc."] = _pct(r["val_accuracy"])
-            row[f"{split}: test acc."] = _pct(r["test_accuracy"])
+            row[f"{split}: test acc."] = _mean_sd(r["test_accuracy"], r.get("test_accuracy_sd", np.nan),
+                                                  r.get("n_runs", 1))
             row[f"{split}: kappa"] = f"{r['kappa']:.3f}"
             row[f"{split}: macro F1"] = f"{r['macro_f1']:.3f}"
         row["study val. acc."] = f"{STUDY['patch_val'][size]} %" if size in STUDY["patch_val"] else "-"
         rows.append(row)
     plots.accuracy_by_patch_size(src.reports / "figures" / "accuracy_by_patch_size.png", table, STUDY["patch_val"])
+    pixel = _read_csv(src.reports / "segments" / "results.csv")
     for split, part in table.groupby("split"):
         best = part.loc[part["val_accuracy"].idxmax()]
-        notes.append(f"Patch CNN, {split} split: the best patch size by validation accuracy is {best['patch']} "
+        notes.append(f"Patch CNN, {split} split: the best patch size by mean validation accuracy is {best['patch']} "
                      f"(test {_pct(best['test_accuracy'])}).")
-    pixel = _read_csv(src.reports / "segments" / "results.csv")
-    if pixel is not None:
-        for split, part in table.groupby("split"):
-            rf = pixel[(pixel["split"] == split) & (pixel["classifier"] == "Random forest")]
-            if not rf.empty:
-                best = part.loc[part["val_accuracy"].idxmax()]
-                rf_acc = rf.loc[rf["train_size"].idxmax(), "test_accuracy"]
-                diff = 100 * (best["test_accuracy"] - rf_acc)
-                notes.append(f"Spatial context, {split} split: the {best['patch']} patch CNN scores "
-                             f"{_pct(best['test_accuracy'])} against {_pct(rf_acc)} for the random forest "
-                             f"({diff:+.1f} points; the two were tested on different draws of test points, "
-                             f"{NO_VERDICT}).")
+        rf = None if pixel is None else pixel[(pixel["split"] == split) & (pixel["classifier"] == "Random forest")]
+        for _, r in part.assign(size=sizes[part.index]).sort_values("size").iterrows():
+            name = f"CNN {r['patch']}"
+            claim = _claim(cmp, "patch CNN vs forest", split, name, "Random forest")
+            if claim is None and rf is not None and not rf.empty:
+                claim = _fallback(name, r["test_accuracy"], "Random forest", rf.loc[rf["train_size"].idxmax(),
+                                                                                     "test_accuracy"])
+            if claim:
+                notes.append(f"Spatial context, {split} split: {claim}.")
+        sizes_claims = [c for c in (_claim(cmp, "patch size", split, f"CNN {big}", f"CNN {small}")
+                                    for small, big in zip(sorted(part["patch"], key=lambda p: int(p.split("x")[0])),
+                                                          sorted(part["patch"], key=lambda p: int(p.split("x")[0]))[1:]))
+                        if c]
+        if sizes_claims:
+            notes.append(f"Patch size, {split} split: " + "; ".join(sizes_claims) + ".")
     return ["## 2. Patch CNN", "",
-            "Accuracy by patch size; the study's column is its validation accuracy.", "",
+            "Accuracy by patch size: validation accuracy and test accuracy are means over the runs (test: ± the "
+            "standard deviation, runs in brackets; every run is in `patches/runs.csv`); the study's column is its "
+            "validation accuracy.", "",
             _md(pd.DataFrame(rows)), "", "![accuracy by patch size](figures/accuracy_by_patch_size.png)", ""]
+
+
+def convergence_notes(src: Sources, notes: list[str]) -> None:
+    """Flag every run that the epoch cap ended: a network that may not have converged."""
+    for folder, what, cap_key in (("segments", "MLP", "MLP_EPOCHS"), ("patches", "patch CNN", "CNN_EPOCHS")):
+        runs = _read_csv(src.reports / folder / "runs.csv")
+        if runs is None or "epoch_cap_hit" not in runs:
+            continue
+        trained = runs[runs["epochs"].notna()]
+        capped = trained[trained["epoch_cap_hit"].astype(bool)]
+        if trained.empty:
+            continue
+        if capped.empty:
+            notes.append(f"Convergence: every {what} run ({len(trained)}) was ended by early stopping, none by the "
+                         f"epoch cap ({int(trained['epochs'].max())} epochs at most).")
+        else:
+            label = "classifier" if "classifier" in capped else "patch"
+            which = ", ".join(sorted({f"{r[label]} ({r['split']}, run {int(r['run']) + 1})"
+                                      for _, r in capped.iterrows()}))
+            notes.append(f"**Convergence warning**: {len(capped)} of {len(trained)} {what} runs ended at the epoch "
+                         f"cap ({cap_key}) and may not have converged: {which}. Their scores may understate the "
+                         "network; raise the cap (with no early stopping, the study's MLP protocol, every run ends "
+                         "there by design).")
+
+
+def comparisons_section(cmp: pd.DataFrame | None) -> list[str]:
+    if cmp is None or cmp.empty:
+        return []
+    shown = pd.DataFrame({
+        "experiment": cmp["experiment"], "split": cmp["split"], "A": cmp["model_a"], "B": cmp["model_b"],
+        "A acc.": cmp["mean_a"].map(_pct), "B acc.": cmp["mean_b"].map(_pct),
+        "A - B (95 % CI)": [comparison.describe(d, lo, hi).replace(" (95 % CI ", " (").replace("points ", "")
+                            for d, lo, hi in zip(cmp["diff"], cmp["ci_low"], cmp["ci_high"])],
+        "p": cmp["p_value"].map("{:.2g}".format), "p (Holm)": cmp["p_holm"].map("{:.2g}".format),
+        "McNemar p per run": cmp["mcnemar_p"].fillna(""), "runs": cmp["n_runs"], "test points": cmp["n_test"],
+        "verdict": cmp["verdict"]})
+    return ["## Comparisons with 95 % intervals", "",
+            "Every difference the report states, from `comparisons.csv`: paired on the same test points in each run "
+            "(the split protocols are compared unpaired); the interval accounts for the test points (whole spatial "
+            "blocks resampled) and for training randomness (the spread over runs); p-values are Holm-adjusted over "
+            "all rows; a verdict needs the interval to exclude 0 and the adjusted p below 0.05. McNemar's exact test "
+            "per run is a second view. Method and references: README, \"Comparisons\".", "", _md(shown), ""]
 
 
 def map_section(src: Sources, notes: list[str]) -> list[str]:
@@ -319,7 +476,7 @@ def ceiling_section(src: Sources, notes: list[str]) -> list[str]:
              "Each model's held-out test points scored against the ground truth it was trained on and against the "
              "second, finer reference (`EVAL_LABELS_PATH`; in the demo, the generator's 10 m land cover), beside "
              "the ground truth's own agreement with that reference at the same points: the ceiling of what "
-             "accuracy against the ground truth can mean. One run each, no interval.", "", _md(pd.DataFrame(rows)), ""]
+             "accuracy against the ground truth can mean. Means over the runs.", "", _md(pd.DataFrame(rows)), ""]
     best = Path(patch.loc[patch["val_accuracy"].idxmax(), "model"]).stem if patch is not None else None
     whole = _read_csv(src.predictions / best / "second_reference.csv") if best else None
     per_class = _read_csv(src.predictions / best / "second_reference_per_class.csv") if best else None
@@ -343,7 +500,7 @@ def ceiling_section(src: Sources, notes: list[str]) -> list[str]:
     return lines
 
 
-def bigearth_section(src: Sources, notes: list[str]) -> list[str]:
+def bigearth_section(src: Sources, notes: list[str], cmp: pd.DataFrame | None = None) -> list[str]:
     table = _read_csv(src.reports / "bigearth" / "results.csv")
     if table is None:
         return ["## 3. BigEarthNet transfer", "", "train_bigearth.py has not run.", ""]
@@ -359,11 +516,17 @@ def bigearth_section(src: Sources, notes: list[str]) -> list[str]:
     a = next((v for k, v in by_model.items() if k.startswith("(a)")), None)
     b = next((v for k, v in by_model.items() if k.startswith("(b)")), None)
     patch = next((v for k, v in by_model.items() if k.startswith("best patch")), None)
-    if a is not None and patch is not None:
+    if a is not None:
         notes.append(f"BigEarthNet, the study's way (a): {_pct(a)} on the AOI's held-out points "
-                     f"({'below' if 100 * a < STUDY['bigearth_below'] else 'not below'} the study's 40 %), against "
-                     f"{_pct(patch)} for the best patch CNN; with a new head on frozen features (b): {_pct(b)} "
-                     f"(all on the same points; {NO_VERDICT}).")
+                     f"({'below' if 100 * a < STUDY['bigearth_below'] else 'not below'} the study's 40 %); with a new "
+                     f"head on frozen features (b): {_pct(b)}.")
+    rows = cmp[cmp["experiment"] == "transfer vs best patch CNN"] if cmp is not None else pd.DataFrame()
+    for _, r in rows.iterrows():
+        notes.append(f"Transfer, {r['split']} split: {_claim(cmp, r['experiment'], r['split'], r['model_a'], r['model_b'])}"
+                     " (the BigEarthNet CNN is trained once: the interval covers the test points, not its training).")
+    if rows.empty and a is not None and patch is not None:
+        notes.append(f"Transfer: (a) {_pct(a)} and (b) {_pct(b)} against {_pct(patch)} for the best patch CNN "
+                     f"({NO_VERDICT}).")
     return ["## 3. BigEarthNet transfer", "",
             f"Archive: {manifest.get('layout', '?')} layout, {counts.get('listed', 0)} patches listed, "
             f"{counts.get('kept', 0)} kept ({counts.get('cloud_or_shadow', 0)} cloud/shadow, {counts.get('snow', 0)} "
@@ -419,15 +582,21 @@ def figures_section(src: Sources) -> list[str]:
     return lines
 
 
-def build(src: Sources) -> str:
-    """The report as Markdown (figures are copied into ``<reports>/figures``)."""
+def build(src: Sources, cmp: pd.DataFrame | None = None) -> str:
+    """The report as Markdown (figures are copied into ``<reports>/figures``); ``cmp``: the
+    comparisons when already computed."""
     notes: list[str] = []
-    body = (data_section(src) + pixel_section(src, notes) + patch_section(src, notes) + map_section(src, notes)
-            + ceiling_section(src, notes) + bigearth_section(src, notes))
+    cmp = comparisons(src) if cmp is None else cmp
+    body = (data_section(src) + pixel_section(src, notes, cmp) + patch_section(src, notes, cmp)
+            + map_section(src, notes) + ceiling_section(src, notes) + bigearth_section(src, notes, cmp)
+            + comparisons_section(cmp))
+    convergence_notes(src, notes)
     reading = ["## What this run shows", "",
                "The data differ from the study's (this may be the synthetic demo scene), so the numbers compare "
                "methods on this scene, not this scene with the study's. The study's figures are from random pixel "
-               "splits; the spatial split holds out whole blocks of the scene.", ""]
+               "splits; the spatial split holds out whole blocks of the scene. A model is called better only where "
+               "the comparison's verdict says so (interval excluding 0, Holm-adjusted p < 0.05); every difference "
+               "is given with its 95 % interval.", ""]
     reading += [f"- {n}" for n in notes] + [""]
     header = ["# Land-cover classification of a Sentinel-2 scene: texture, spatial context and transfer", "",
               "Regenerated by `report.py` from the stages' outputs.", ""]
@@ -438,7 +607,12 @@ def write(src: Sources) -> Path:
     """Write ``report.md`` and ``report.html`` into the reports folder; returns the Markdown path."""
     import markdown
 
-    text = build(src)
+    cmp = comparisons(src)
+    text = build(src, cmp)
+    if cmp is not None:
+        with atomic_write(src.reports / "comparisons.csv") as tmp:
+            cmp.to_csv(tmp, index=False)
+        log.info("wrote %s (%d comparisons)", src.reports / "comparisons.csv", len(cmp))
     path = src.reports / "report.md"
     with atomic_write(path) as tmp:
         tmp.write_text(text)

@@ -180,21 +180,25 @@ def write_patches(path: Path, patches: np.ndarray, labels: np.ndarray) -> None:
     log.info("wrote %s (%s patches)", path, patches.shape)
 
 
-def read_points_with_segments(prep_points: Path, seg_points: Path) -> pd.DataFrame:
-    """The points table with ``segment_type``: scene_prep's own (run with
-    SEGMENT=True) or the segmentation stage's copy, checked to be of the same points.
+def read_points_with_segments(prep_points: Path, seg_points: Path, columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The points table with ``segment_type`` (and ``columns``, e.g. the SEG_SCALES sweep's types):
+    scene_prep's own (run with SEGMENT=True) or the segmentation stage's copy, checked to be of the same points.
 
     Raises:
-        FileNotFoundError: no table has segment types.
-        ValueError: the segmentation's table was made from other points.
+        FileNotFoundError: no table has the segment types.
+        ValueError: the segmentation's table was made from other points, or lacks ``columns``.
     """
     points = read_points(prep_points)
-    if "segment_type" in points.columns:
+    needed = {"segment_type", *columns}
+    if needed <= set(points.columns):
         return points
     if not Path(seg_points).exists():
         raise FileNotFoundError(f"{prep_points} has no segment types and {seg_points} is missing; "
                                 "run segment.py (or scene_prep.py with SEGMENT=True) first")
     segmented = read_points(seg_points)
+    missing = sorted(needed - set(segmented.columns))
+    if missing:
+        raise ValueError(f"{seg_points} has no columns {missing}; run segment.py with these SEG_SCALES")
     same = len(segmented) == len(points) and (segmented[["row", "col"]].to_numpy() == points[["row", "col"]].to_numpy()).all()
     if not same:
         raise ValueError(f"{seg_points} was made from other points than {prep_points}; run segment.py again")

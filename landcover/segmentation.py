@@ -251,6 +251,46 @@ def settings_from(cfg) -> dict:
             "max_gb": cfg.SEG_MAX_MEMORY_GB}
 
 
+def sweep_entries(scales, default_min_size: int) -> list[tuple[float, int]]:
+    """SEG_SCALES as ``(scale, min_size)`` pairs: a number takes SEG_MIN_SIZE, a pair its own."""
+    entries = []
+    for item in scales:
+        scale, min_size = (item, default_min_size) if np.isscalar(item) else tuple(item)
+        check_settings(scale, 0.0, int(min_size), SCALINGS[0], (50,))
+        entries.append((float(scale) if float(scale) != int(scale) else int(scale), int(min_size)))
+    if len(set(entries)) != len(entries):
+        raise ValueError(f"SEG_SCALES={scales}: an entry is repeated")
+    return entries
+
+
+def sweep_column(scale: float, min_size: int) -> str:
+    """Points-table column of the segment type at one sweep entry, e.g. ``segment_type_s100_m50``."""
+    return f"segment_type_s{scale:g}_m{min_size}"
+
+
+def sweep(scene: np.ndarray, valid: np.ndarray, band_names: list[str], points: pd.DataFrame,
+          entries: list[tuple[float, int]], settings: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Segment the scene at every sweep entry; add each entry's segment type to the points.
+
+    Args:
+        scene: (bands, rows, cols); valid: (rows, cols) bool.
+        settings: :func:`settings_from`'s keywords (scale and min_size replaced per entry).
+
+    Returns:
+        ``(points, summary)``: the points with one ``sweep_column`` per entry,
+        and one row per entry: scale, min_size, segments, median size (px, ha).
+    """
+    rows = []
+    for scale, min_size in entries:
+        ids, stats, types = segment_scene(scene, valid, band_names, **{**settings, "scale": scale,
+                                                                        "min_size": min_size})
+        points = points.assign(**{sweep_column(scale, min_size): add_segment_columns(points, ids, types)[
+            "segment_type"].to_numpy()})
+        rows.append({"scale": scale, "min_size": min_size, "segments": int(ids.max()),
+                     "median_size_px": float(stats["count"].median())})
+    return points, pd.DataFrame(rows)
+
+
 def type_colormap(n_types: int) -> dict[int, tuple[int, int, int, int]]:
     """Colour table for segment types 1..n (viridis, dark = low mean), 0 transparent."""
     from matplotlib import colormaps

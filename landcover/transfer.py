@@ -108,6 +108,8 @@ class TransferResult:
     test: np.ndarray
     score_a: dict
     score_b: dict
+    pred_a: np.ndarray
+    pred_b: np.ndarray
     label_b: str
     model_b: object
     classes_b: np.ndarray
@@ -163,4 +165,4 @@ def transfer_to_aoi(model, targets: np.ndarray, scene: np.ndarray, points: pd.Da
         model_b = keras.Model(base.input, new_head(base.output), name="bigearth_transfer")
     pred_b = classes_b[np.asarray(new_head.predict(f_test, verbose=0)).argmax(axis=1)]
     score_b = evaluation.scores(codes[test], pred_b, all_codes)
-    return TransferResult(test, score_a, score_b, label_b, model_b, classes_b, history_b)
+    return TransferResult(test, score_a, score_b, pred_a, pred_b, label_b, model_b, classes_b, history_b)
