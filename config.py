@@ -204,7 +204,7 @@ CNN_EPOCHS = 60
 CNN_BATCH_SIZE = 512
 CNN_PATIENCE = 3
 # Training points per model (None: the whole training part of the split).
-CNN_TRAIN_SIZE = 6_000
+CNN_TRAIN_SIZE = 4_000
 
 # ------------------------------------------------------ whole-scene maps ----
 # Model used by test_patches.py: a .keras path, or None for the best model of

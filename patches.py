@@ -7,7 +7,9 @@ prediction) is trained on patches cut on the fly from scene.tif (symmetric
 padding at the scene edge; per-band normalisation fitted on the training
 points), with balanced class weights and early stopping on validation
 accuracy; the best epoch is kept. Classes with fewer than PATCH_MIN_SAMPLES
-points are dropped. The split protocols are those of test_segment.py.
+points are dropped. The split protocols and their REPEATS runs are those of
+test_segment.py (the same test points per run, so the two stages' models are
+compared paired); the first run's model is saved.
 
 Inputs (PREP_DIR): scene.tif, points.parquet, classes.json
 Outputs:
@@ -16,16 +18,20 @@ Outputs:
         padding, split, seed, scores, config) and
         patch_cnn_<split>_<p>_points.parquet (point_id and its side: train,
         val, test), so that prediction and evaluation need nothing else
-    REPORTS_DIR/patches/results.md, results.csv  patch size, input bands,
-        split, validation and test accuracy, kappa, macro F1, model file name;
-        with a second reference (EVAL_LABELS_PATH) also the test accuracy
-        against it and the ground truth's own (test_accuracy_eval,
-        reference_accuracy_eval)
+    REPORTS_DIR/patches/runs.md, runs.csv  one row per patch size, split and
+        run: seed, validation and test accuracy, kappa, macro F1, epochs
+        trained, whether the epoch cap ended it; with a second reference
+        (EVAL_LABELS_PATH) also the test accuracy against it and the ground
+        truth's own (test_accuracy_eval, reference_accuracy_eval)
+    REPORTS_DIR/patches/results.md, results.csv  the same per patch size and
+        split: means over the runs, test_accuracy_sd, n_runs, epoch_cap_hits,
+        model file name
+    REPORTS_DIR/patches/predictions.parquet  every run's test predictions
     REPORTS_DIR/patches/per_class.csv, confusion_<split>_<p>.png, curves_<split>.png
     REPORTS_DIR/patches/patches_config.json
 Config keys: PREP_DIR, POINTS_FORMAT, PATCH_SIZES, PATCH_MIN_SAMPLES, CNN_PADDING,
     CNN_INIT, CNN_LEARNING_RATE, CNN_EPOCHS, CNN_BATCH_SIZE, CNN_PATIENCE, CNN_TRAIN_SIZE,
-    SPLITS, VAL_FRACTION, TEST_FRACTION, BLOCK_SIZE, TF_DETERMINISTIC, SEED,
+    SPLITS, REPEATS, PRECISION, VAL_FRACTION, TEST_FRACTION, BLOCK_SIZE, TF_DETERMINISTIC, SEED,
     MODELS_DIR, REPORTS_DIR.
 Run:
     python patches.py [--set "PATCH_SIZES=[7]" --set CNN_PADDING=valid ...]

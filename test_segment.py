@@ -8,26 +8,35 @@ sampled points:
                    as the study's code did (RF_TARGETS: which forests run)
     MLP-Pixel      the study's MLP on bands + indices
     MLP            the study's MLP on bands + indices + segment type
+    MLP (segments: scale s, min size m)  the MLP with the segment type of each
+                   further SEG_SCALES entry, at the largest training size
 under each split protocol in SPLITS ("random": pixels drawn at random, the
-study's protocol; "spatial": whole BLOCK_SIZE blocks held out) and for each
-training-set size in TRAIN_SIZES. Features are standardised on the training
-part only.
+study's protocol; "spatial": whole BLOCK_SIZE blocks held out, k-fold over the
+repeats) and for each training-set size in TRAIN_SIZES, REPEATS times (a new
+split and model seed each; splits.run_split). Features are standardised on the
+training part only.
 
 Inputs:
     PREP_DIR/points.parquet (with segment_type when scene_prep ran with
     SEGMENT=True) or SEG_DIR/points.parquet (from segment.py); PREP_DIR/classes.json
 Outputs (REPORTS_DIR/segments/):
-    results.md, results.csv   classifier, split, training-set size, validation
-                              and test accuracy, test kappa and macro F1; with a
-                              second reference (EVAL_LABELS_PATH) also the test
-                              accuracy against it and the ground truth's own
-    per_class.csv             per-class precision/recall/F1 at the largest size
+    runs.md, runs.csv         one row per classifier, split, training-set size and
+                              run: seed, validation and test accuracy, kappa, macro
+                              F1, epochs trained, whether the epoch cap ended it;
+                              with a second reference (EVAL_LABELS_PATH) also the
+                              test accuracy against it and the ground truth's own
+    results.md, results.csv   the same per classifier, split and size: means over
+                              the runs, test_accuracy_sd, n_runs, epoch_cap_hits
+    predictions.parquet       every run's test predictions at the largest size
+                              (for report.py's paired comparisons)
+    per_class.csv             per-class precision/recall/F1 at the largest size (run 1)
     confusion_<classifier>_<split>.png, curves_<split>.png
     test_segment_config.json  the effective configuration
 Config keys: PREP_DIR, SEG_DIR, POINTS_FORMAT, BANDS, INDICES, SPLITS,
-    VAL_FRACTION, TEST_FRACTION, BLOCK_SIZE, TRAIN_SIZES, RF_TREES, RF_TARGETS,
-    MLP_LEARNING_RATE, MLP_DECAY, MLP_EPOCHS, MLP_BATCH_SIZE, MLP_PATIENCE,
-    TF_DETERMINISTIC, SEED, REPORTS_DIR.
+    VAL_FRACTION, TEST_FRACTION, BLOCK_SIZE, TRAIN_SIZES, REPEATS, SEG_SCALE,
+    SEG_MIN_SIZE, SEG_SCALES, RF_TREES, RF_TARGETS, MLP_LEARNING_RATE, MLP_DECAY,
+    MLP_EPOCHS, MLP_BATCH_SIZE, MLP_PATIENCE, TF_DETERMINISTIC, PRECISION, SEED,
+    REPORTS_DIR.
 Run:
     python test_segment.py [--set "TRAIN_SIZES=[1000]" ...]
 """
@@ -117,7 +126,8 @@ def run() -> None:
                         desc=f"{name} {protocol} {train.size} run {run_ + 1}")
                     predicted = np.where(res.test_pred >= 0, codes[np.maximum(res.test_pred, 0)], 0)
                     scale = scale_of.get(with_segment, (np.nan, np.nan))
-                    runs.append({"experiment": "pixel", "classifier": name, "split": protocol, "train_size": train.size,
+                    runs.append({"experiment": "pixel", "classifier": name, "split": protocol, "train_size": size,
+                                 "train_points": train.size,
                                  "seg_scale": scale[0], "seg_min_size": scale[1], "run": run_, "seed": seed,
                                  "val_accuracy": res.val["accuracy"], "test_accuracy": res.test["accuracy"],
                                  "kappa": res.test["kappa"], "macro_f1": res.test["macro_f1"],

@@ -24,9 +24,11 @@ Outputs:
         (PREDICT_MODEL=...; 120 x 120 windows are slow on a CPU)
     REPORTS_DIR/bigearth/results.md, results.csv  BigEarthNet held-out score;
         AOI transfer (a) and (b) beside the best patch CNN
+    REPORTS_DIR/bigearth/predictions.parquet  (a) and (b) at each test point, paired
+        with the best patch CNN's first run in reports/comparisons.csv
     REPORTS_DIR/bigearth/bigearth_per_class.csv, curves.png, train_bigearth_config.json
 Config keys: BIGEARTH_DIR, BE_*, TRANSFER_*, PREP_DIR, POINTS_FORMAT, REPORTS_DIR,
-    MODELS_DIR, TF_DETERMINISTIC, SEED (and VAL_FRACTION, TEST_FRACTION without a sweep).
+    MODELS_DIR, TF_DETERMINISTIC, PRECISION, SEED (and VAL_FRACTION, TEST_FRACTION without a sweep).
 Run:
     python train_bigearth.py
 """
@@ -81,7 +83,8 @@ def run() -> None:
     be = transfer.train_bigearth(
         config.BIGEARTH_DIR, manifest, seed=config.SEED, val_fraction=config.BE_VAL_FRACTION,
         test_fraction=config.BE_TEST_FRACTION, learning_rate=config.BE_LEARNING_RATE, epochs=config.BE_EPOCHS,
-        batch_size=config.BE_BATCH_SIZE, patience=config.BE_PATIENCE, deterministic=config.TF_DETERMINISTIC)
+        batch_size=config.BE_BATCH_SIZE, patience=config.BE_PATIENCE, deterministic=config.TF_DETERMINISTIC,
+        precision=config.PRECISION)
     be_classes = [legend.CLC_BY_CODE[c] for c in manifest["classes"]]
     base_meta = {"patch_size": 120, "bands": names, "padding": "same", "mean": [0.0] * len(names),
                  "std": [1.0] * len(names), "seed": config.SEED, "config": cli.effective_config()}
@@ -137,7 +140,7 @@ def run() -> None:
 CONFIG_KEYS = ("BIGEARTH_DIR", "BE_LEARNING_RATE", "BE_EPOCHS", "BE_BATCH_SIZE", "BE_PATIENCE", "BE_VAL_FRACTION",
                "BE_TEST_FRACTION", "TRANSFER_TRAIN_SIZE", "TRANSFER_EPOCHS", "TRANSFER_FINE_TUNE_EPOCHS", "PREP_DIR",
                "POINTS_FORMAT", "REPORTS_DIR", "MODELS_DIR", "TF_DETERMINISTIC", "SEED", "VAL_FRACTION",
-               "TEST_FRACTION")
+               "TEST_FRACTION", "PRECISION")
 
 
 def inputs() -> list[Path]:

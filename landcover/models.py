@@ -309,7 +309,8 @@ def build_bigearth_cnn(n_bands: int, n_classes: int, *, multi_label: bool = Fals
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(200, activation="relu", name="dense")(x)
     x = layers.Dropout(0.2, name="dropout3")(x)
-    outputs = layers.Dense(n_classes, activation="sigmoid" if multi_label else "softmax", name="classes")(x)
+    outputs = layers.Dense(n_classes, activation="sigmoid" if multi_label else "softmax", name="classes",
+                           dtype="float32")(x)  # float32 output under mixed precision
     model = keras.Model(inputs, outputs, name="bigearth_cnn")
     if multi_label:
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",

@@ -24,7 +24,8 @@ class BigEarthRun:
 
 
 def train_bigearth(folder: Path, manifest: dict, *, seed: int, val_fraction: float, test_fraction: float,
-                   learning_rate: float, epochs: int, batch_size: int, patience: int, deterministic: bool) -> BigEarthRun:
+                   learning_rate: float, epochs: int, batch_size: int, patience: int, deterministic: bool,
+                   precision: str = "float32") -> BigEarthRun:
     """Train the study's CNN on the shards; score it on held-out patches (a seeded random split by patch)."""
     xs, y, where = bigearth.open_shards(folder, manifest)
     targets = np.asarray(manifest["classes"])
@@ -34,7 +35,7 @@ def train_bigearth(folder: Path, manifest: dict, *, seed: int, val_fraction: flo
     n_test, n_val = max(1, round(test_fraction * len(y))), max(1, round(val_fraction * len(y)))
     test, val, train = np.sort(order[:n_test]), np.sort(order[n_test:n_test + n_val]), np.sort(order[n_test + n_val:])
     log.info("BigEarthNet patches: %d train, %d validation, %d test", train.size, val.size, test.size)
-    models.seed_keras(seed, deterministic)
+    models.seed_keras(seed, deterministic, precision)
     model = models.build_bigearth_cnn(xs[0].shape[-1], len(targets), multi_label=multi, learning_rate=learning_rate)
     weights = None
     if not multi:

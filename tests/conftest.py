@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,8 @@ def restore_config():
     yield
     for k, v in saved.items():
         setattr(config, k, v)
+    if "keras" in sys.modules:  # a stage may have set mixed precision (PRECISION); the next test starts in float32
+        sys.modules["keras"].config.set_dtype_policy("float32")
     # stage runs attach a handler to the test's captured stderr; drop it with the test
     for handler in logging.getLogger().handlers[:]:
         logging.getLogger().removeHandler(handler)

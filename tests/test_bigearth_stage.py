@@ -21,7 +21,7 @@ def test_read_then_train_and_transfer(tmp_path, tiny_demo):
             "--set", f"REPORTS_DIR={tmp_path / 'reports'}", "--set", f"MODELS_DIR={tmp_path / 'models'}",
             "--set", f"BIGEARTH_PATH={archive}", "--set", f"BIGEARTH_DIR={tmp_path / 'shards'}",
             "--set", "N_POINTS=800", "--set", "PATCH_MIN_SAMPLES=20", "--set", "PATCH_SIZES=[3]",
-            "--set", "SPLITS=['random']", "--set", "CNN_EPOCHS=1", "--set", "BE_EPOCHS=1", "--set", "BE_BATCH_SIZE=8",
+            "--set", "SPLITS=['random']", "--set", "REPEATS=1", "--set", "CNN_EPOCHS=1", "--set", "BE_EPOCHS=1", "--set", "BE_BATCH_SIZE=8",
             "--set", "TRANSFER_TRAIN_SIZE=60", "--set", "TRANSFER_EPOCHS=2", "--set", "BIGEARTH_CLASSES='study'",
             "--set", "BIGEARTH_SHARD_SIZE=5", "--set", "TRANSFER_FINE_TUNE_EPOCHS=1"]
     assert scene_prep.main(args) == 0 and patches.main(args) == 0

@@ -19,7 +19,8 @@ def _args(tiny_demo, tmp_path, *extra):
             "--set", f"AOI={TINY_AOI}", "--set", f"PREP_DIR={tmp_path / 'prepared'}",
             "--set", f"REPORTS_DIR={tmp_path / 'reports'}", "--set", f"MODELS_DIR={tmp_path / 'models'}",
             "--set", f"PREDICT_DIR={tmp_path / 'maps'}", "--set", "N_POINTS=1500", "--set", "PATCH_MIN_SAMPLES=30",
-            "--set", "CNN_EPOCHS=2", "--set", "CNN_TRAIN_SIZE=400", "--set", "BLOCK_SIZE=40", *extra]
+            "--set", "CNN_EPOCHS=2", "--set", "CNN_TRAIN_SIZE=400", "--set", "BLOCK_SIZE=40", "--set", "REPEATS=2",
+            "--set", "PRECISION='float32'", *extra]
 
 
 @pytest.mark.slow

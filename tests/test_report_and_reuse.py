@@ -51,11 +51,12 @@ def test_every_number_comes_from_the_stage_outputs(tmp_path):
     text = report.build(src)
     assert re.search(r"\| Random forest +\| 60\.0 %", text) and "50.0 %" in text
     assert re.search(r"\| Random forest \(one-hot, the study's\) \| 52\.0 %.*\| 47\.5 %", text)  # the study's forest
-    assert "The study's one-hot forest, random split: 52.0 % against 60.0 %" in text and "(+8.0 points" in text
-    assert "the best patch size by validation accuracy is 5x5 (test 60.0 %)" in text
-    # a difference without an interval is stated as such, never as a win
-    assert "the 5x5 patch CNN scores 60.0 % against 60.0 % for the random forest (+0.0 points" in text
-    assert "not a verdict" in text and " beats " not in text
+    assert ("The study's one-hot forest, random split: Random forest (one-hot, the study's) (52.0 %) against "
+            "Random forest (60.0 %): -8.0 points") in text
+    assert "the best patch size by mean validation accuracy is 5x5 (test 60.0 %)" in text
+    # a difference without paired predictions has no interval: stated as such, never as a win
+    assert "CNN 5x5 (60.0 %) against Random forest (60.0 %): +0.0 points (no paired test predictions" in text
+    assert "not a verdict" in text and " beats " not in text and "better**" not in text
     assert "50 x 30 pixels = 0.5 x 0.3 km" in text
     assert "`S2.SAFE` (L2A, baseline 05.09, offset [-1000.0] DN, mask scl)" in text
     assert "3.12 % of the AOI's pixels with data (cloud shadows 1.01 %, cloud high probability 2.11 %)" in text
@@ -114,10 +115,61 @@ def test_runner_runs_every_stage_and_writes_the_report(tmp_path, tiny_demo):
             "--set", "TRAIN_SIZES=[200]", "--set", "MLP_EPOCHS=2", "--set", "RF_TREES=10", "--set", "BLOCK_SIZE=40",
             "--set", "CNN_EPOCHS=1", "--set", "BE_EPOCHS=1", "--set", "BE_BATCH_SIZE=8", "--set", "SEG_INPUT=raw",
             "--set", "SEG_MIN_SIZE=50", "--set", "TRANSFER_TRAIN_SIZE=60", "--set", "TRANSFER_EPOCHS=2",
-            "--set", "BIGEARTH_CLASSES='study'"]
+            "--set", "BIGEARTH_CLASSES='study'", "--set", "REPEATS=2", "--set", "SEG_SCALES=[1200, [5, 20]]"]
     assert study.main(args) == 0
     text = (tmp_path / "reports" / "report.md").read_text()
     for heading in ["## 1. Per-pixel", "## 2. Patch CNN", "## Whole-scene map", "## 3. BigEarthNet transfer",
+                    "## Comparisons with 95 % intervals", "### Texture at several segmentation scales",
                     "## Wall time and peak memory per stage"]:
         assert heading in text
     assert "has not run" not in text
+    table = pd.read_csv(tmp_path / "reports" / "comparisons.csv")
+    experiments = set(table["experiment"])
+    assert {"segment type", "per-pixel classifier vs forest", "patch CNN vs forest", "transfer vs best patch CNN",
+            "random vs spatial split"} <= experiments
+    assert set(table["verdict"]) <= {"A better", "B better", "no significant difference"}
+    assert (table["p_holm"] >= table["p_value"] - 1e-12).all() and (table["ci_low"] <= table["ci_high"]).all()
+    # the patch CNN and the forest were tested on the same points in each run: paired, both runs
+    cnn = table[table["experiment"] == "patch CNN vs forest"]
+    assert cnn["paired"].all() and (cnn["n_runs"] == 2).all() and (cnn["n_test"] > 50).all()
+    assert (tmp_path / "reports" / "figures" / "accuracy_by_segment_size.png").exists()
+
+
+def _fake_predictions(src, accuracy: dict[str, float], runs=2, points=600, seed=0):
+    """Per-run test predictions of the per-pixel models, right on the given shares of the points."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for split in ("random", "spatial"):
+        for run in range(runs):
+            rows, cols = rng.integers(0, 300, points), rng.integers(0, 500, points)
+            truth = rng.choice([211, 231], points)
+            for model, share in accuracy.items():
+                right = rng.random(points) < share
+                frames.append(pd.DataFrame({"experiment": "pixel", "model": model, "split": split, "setting": "500",
+                                            "run": run, "point_id": np.arange(points) + 10_000 * run, "row": rows,
+                                            "col": cols, "truth": truth, "pred": np.where(right, truth, 0)}))
+    pd.concat(frames).to_parquet(src.reports / "segments" / "predictions.parquet")
+
+
+def test_report_states_verdicts_only_from_the_comparisons(tmp_path):
+    src = _fake_outputs(tmp_path)
+    _fake_predictions(src, {"Random forest": 0.8, "MLP-Pixel": 0.5, "MLP": 0.51,
+                            "Random forest (one-hot, the study's)": 0.78})
+    text = report.build(src)
+    assert "## Comparisons with 95 % intervals" in text
+    # a clear difference: stated with its interval and the verdict
+    assert re.search(r"Per-pixel classifier against the forest, random split: MLP-Pixel \(\d+\.\d %\) against "
+                     r"Random forest \(\d+\.\d %\): -\d+\.\d points \(95 % CI -\d+\.\d to -\d+\.\d\); "
+                     r"Holm-adjusted p [0-9.e-]+, 2 runs, 600 test points per run: \*\*Random forest better\*\*", text)
+    # a chance-sized difference: no winner
+    assert re.search(r"Segment type, random split: MLP \(.*\): [+-]\d+\.\d points \(95 % CI -\d+\.\d to "
+                     r"\+\d+\.\d\).*\*\*no significant difference\*\*", text)
+    assert "MLP better" not in text
+    report.write(src)
+    table = pd.read_csv(src.reports / "comparisons.csv")
+    assert list(table.columns[:15]) == ["experiment", "split", "model_a", "model_b", "metric", "mean_a", "mean_b",
+                                        "diff", "ci_low", "ci_high", "p_value", "p_holm", "n_runs", "n_test",
+                                        "verdict"]
+    # the same seed gives the same table
+    report.write(src)
+    assert pd.read_csv(src.reports / "comparisons.csv").equals(table)

@@ -50,17 +50,35 @@ def test_scene_prep_with_segment_adds_the_type(tmp_path, tiny_demo):
 
 @pytest.mark.slow
 def test_per_pixel_experiment_writes_the_table(tmp_path, tiny_demo, capsys):
-    args = _prep_args(tiny_demo, tmp_path, "--set", "SEGMENT=True", "--set", "TRAIN_SIZES=[300, 800]",
-                      "--set", "MLP_EPOCHS=3", "--set", "RF_TREES=20", "--set", "BLOCK_SIZE=40")
+    args = _prep_args(tiny_demo, tmp_path, "--set", "TRAIN_SIZES=[300, 800]", "--set", "MLP_EPOCHS=3",
+                      "--set", "RF_TREES=20", "--set", "BLOCK_SIZE=40", "--set", "REPEATS=2",
+                      "--set", "SEG_SCALES=[300, [50, 20]]")
     assert scene_prep.main(args) == 0
+    assert segment.main(args) == 0
     assert segment_experiment.main(args) == 0
     out = tmp_path / "reports" / "segments"
     table = pd.read_csv(out / "results.csv")
-    assert sorted(table["classifier"].unique()) == ["MLP", "MLP-Pixel", "Random forest",
-                                                    "Random forest (one-hot, the study's)"]
+    sweep = "MLP (segments: scale 50, min size 20)"
+    assert sorted(table["classifier"].unique()) == sorted(["MLP", "MLP-Pixel", "Random forest",
+                                                           "Random forest (one-hot, the study's)", sweep])
     assert sorted(table["split"].unique()) == ["random", "spatial"]
     assert sorted(table["train_size"].unique()) == [300, 800]
+    assert set(table.loc[table["classifier"] == sweep, "train_size"]) == {800}  # the sweep: at the largest size
+    assert (table["n_runs"] == 2).all()
     assert table[["val_accuracy", "test_accuracy"]].apply(lambda c: c.between(0, 1)).all().all()
+    # every run is a row; MLP_EPOCHS=3 ends every MLP run at the cap, and that is flagged
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 2 * len(table) and set(runs["run"]) == {0, 1}
+    mlp = runs["classifier"].str.startswith("MLP")
+    assert (runs.loc[mlp, "epochs"] == 3).all() and runs.loc[mlp, "epoch_cap_hit"].all()
+    assert not runs.loc[~mlp, "epoch_cap_hit"].any()
+    assert (table.loc[table["classifier"] == "MLP", "epoch_cap_hits"] == 2).all()
+    # test predictions of every run at the largest size; the spatial runs test disjoint blocks
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    assert set(predictions["setting"]) == {"800"} and set(predictions["run"]) == {0, 1}
+    spatial = predictions[(predictions["split"] == "spatial") & (predictions["model"] == "Random forest")]
+    assert not set(spatial.loc[spatial["run"] == 0, "point_id"]) & set(spatial.loc[spatial["run"] == 1, "point_id"])
+    assert (tmp_path / "segments" / "scale_sweep.csv").exists()
     assert "| Random forest" in (out / "results.md").read_text()
     for name in ["confusion_mlp_spatial.png", "confusion_random_forest_one_hot_the_study_s_random.png",
                  "curves_random.png", "per_class.csv", "test_segment_config.json"]:

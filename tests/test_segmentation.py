@@ -121,3 +121,30 @@ def test_bad_settings_are_refused():
         segmentation.check_settings(1200, 0.5, 500, "int16", (50, 25))
     with pytest.raises(ValueError, match="SEG_SCALE=0"):
         segmentation.check_settings(0, 0.5, 500, "int16", (10, 90))
+
+
+def test_sweep_entries_and_columns():
+    assert segmentation.sweep_entries([1200, [5, 50], (100, 500)], 500) == [(1200, 500), (5, 50), (100, 500)]
+    assert segmentation.sweep_column(5, 50) == "segment_type_s5_m50"
+    assert segmentation.sweep_column(0.5, 20) == "segment_type_s0.5_m20"
+    with pytest.raises(ValueError, match="repeated"):
+        segmentation.sweep_entries([1200, [1200, 500]], 500)
+    with pytest.raises(ValueError, match="SEG_SCALE=0"):
+        segmentation.sweep_entries([0], 500)
+
+
+def test_smaller_scales_give_smaller_segments():
+    """The sweep's point: a smaller scale (and min size) gives more, smaller segments."""
+    rng = np.random.default_rng(2)
+    scene = np.repeat(np.repeat(rng.integers(500, 3000, (4, 12, 12)), 10, axis=1), 10, axis=2).astype(np.int16)
+    scene = scene + rng.integers(-30, 30, scene.shape).astype(np.int16)
+    valid = np.ones(scene.shape[1:], bool)
+    points = pd.DataFrame({"row": [5, 60, 115], "col": [5, 60, 115]})
+    settings = {"sigma": 0.5, "scaling": "raw", "type_band": None, "percentiles": (10, 25, 50, 75, 90),
+                "max_gb": 1.0}
+    points, summary = segmentation.sweep(scene, valid, ["B02", "B03", "B04", "B08"], points,
+                                         [(50000, 2000), (500, 20)], settings)
+    assert summary["segments"].iloc[0] < summary["segments"].iloc[1]
+    assert summary["median_size_px"].iloc[0] > summary["median_size_px"].iloc[1]
+    assert {"segment_type_s50000_m2000", "segment_type_s500_m20"} <= set(points.columns)
+    assert points["segment_type_s500_m20"].between(1, 6).all()

@@ -61,3 +61,34 @@ def test_scores_kappa_is_undefined_for_a_single_class():
     assert one["accuracy"] == 1.0 and np.isnan(one["kappa"])
     two = evaluation.scores(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0]), np.arange(2))
     assert two["accuracy"] == 0.75 and two["kappa"] == pytest.approx(0.5)
+
+
+def test_spatial_repeats_are_k_fold_block_cross_validation():
+    rng = np.random.default_rng(4)
+    rows, cols = rng.integers(0, 400, 3000), rng.integers(0, 500, 3000)
+    blocks = splits.block_ids(rows, cols, 50)
+    k = 4
+    sides = [splits.run_split(rows, cols, "spatial", r, k, 0.2, 0.2, 50, 42) for r in range(k)]
+    tested = np.zeros(np.unique(blocks).size, int)
+    for side in sides:
+        for block in np.unique(blocks):
+            members = side[blocks == block]
+            assert (members == members[0]).all()  # a block is never split between sides
+        tested += np.isin(np.unique(blocks), blocks[side == 2])
+        assert (side == 1).any() and (side == 0).any()
+    assert (tested == 1).all()  # every block tested exactly once over the k repeats
+    # one seed, the same splits; another seed, other folds
+    assert np.array_equal(sides[1], splits.run_split(rows, cols, "spatial", 1, k, 0.2, 0.2, 50, 42))
+    assert not np.array_equal(sides[1], splits.run_split(rows, cols, "spatial", 1, k, 0.2, 0.2, 50, 43))
+
+
+def test_random_repeats_reshuffle_and_agree_on_kept_points():
+    rng = np.random.default_rng(5)
+    rows, cols = rng.integers(0, 300, 2000), rng.integers(0, 300, 2000)
+    a = splits.run_split(rows, cols, "random", 0, 3, 0.2, 0.2, 50, 42)
+    b = splits.run_split(rows, cols, "random", 1, 3, 0.2, 0.2, 50, 42)
+    assert not np.array_equal(a, b) and abs((a == 2).mean() - 0.2) < 0.01
+    with pytest.raises(ValueError, match="REPEATS=3"):
+        splits.run_split(rows, cols, "spatial", 3, 3, 0.2, 0.2, 50, 42)
+    with pytest.raises(ValueError, match="only 1 blocks"):
+        splits.run_split(rows % 10, cols % 10, "spatial", 0, 3, 0.2, 0.2, 50, 42)

@@ -58,3 +58,19 @@ def test_paper_preset_is_the_study_protocol():
     assert config.PATCH_MIN_SAMPLES == 101 and config.RF_TREES == 100 and "onehot" in config.RF_TARGETS
     cli.apply_overrides({"MLP_PATIENCE": cli.parse_value("None")})
     assert config.MLP_PATIENCE is None
+
+
+def test_precision_setting():
+    import keras
+
+    assert models.resolve_precision("float32") == "float32"
+    assert models.resolve_precision("auto") in ("float32", "mixed_bfloat16")
+    with pytest.raises(ValueError, match="PRECISION='float16'"):
+        models.resolve_precision("float16")
+    models.seed_keras(0, False, "mixed_bfloat16")
+    model = models.build_patch_cnn(5, 4, 3)
+    assert model.get_layer("conv1").compute_dtype == "bfloat16" and model.get_layer("conv1").variable_dtype == "float32"
+    assert model.output.dtype == "float32"  # the softmax stays float32
+    models.seed_keras(0, False, "float32")  # the next network is float32 again
+    assert models.build_patch_cnn(5, 4, 3).get_layer("conv1").compute_dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"
