@@ -123,8 +123,8 @@ SEG_MIN_SIZE = 500
 # size): each entry a scale (with SEG_MIN_SIZE) or a [scale, min_size] pair. The
 # MLP with segment type is trained for each; the report plots its accuracy
 # against the median segment size. The demo sweeps the study's 1200 (a handful of
-# regional segments) down to field-sized segments (about 1.5 ha); [] : no sweep.
-SEG_SCALES = [1200, [100, 500], [5, 50]]
+# regional segments) and field-sized segments (about 1.5 ha); [] : no sweep.
+SEG_SCALES = [1200, [5, 50]]
 # Input scaling, which decides how many segments a scale gives: "int16" (the
 # study: band values as int16, divided by 32767 by scikit-image), "uint16"
 # (/65535), "reflectance" (/10000) or "raw" (the values as they are).
@@ -146,7 +146,7 @@ INDICES = ["NDVI"]
 # (whole square blocks of BLOCK_SIZE pixels held out together).
 SPLITS = ["random", "spatial"]
 # Shares (0..1) of the points (random) or blocks (spatial) held out.
-VAL_FRACTION = 0.2
+VAL_FRACTION = 0.1
 TEST_FRACTION = 0.2
 # Side of the spatial blocks in pixels (100 px = 1 km at 10 m).
 BLOCK_SIZE = 100
@@ -270,6 +270,8 @@ PRESETS = {
         "PATCH_SIZES": [3, 5, 7, 11, 21, 61],
         "TRAIN_SIZES": [10_000, 100_000, 250_000],
         "REPEATS": 5,
+        "VAL_FRACTION": 0.2,  # the study's 20 % validation
+        "SEG_SCALES": [1200, [100, 500], [20, 50], [5, 50]],
         "PRECISION": "float32",
         # MLP: SGD 0.01, decay 1e-6, momentum 0.9, Nesterov, 75 epochs, batch 512, no early stopping
         "MLP_DECAY": 1e-6,

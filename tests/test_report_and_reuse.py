@@ -135,7 +135,7 @@ def test_runner_runs_every_stage_and_writes_the_report(tmp_path, tiny_demo):
     assert (tmp_path / "reports" / "figures" / "accuracy_by_segment_size.png").exists()
 
 
-def _fake_predictions(src, accuracy: dict[str, float], runs=2, points=600, seed=0):
+def _fake_predictions(src, accuracy: dict[str, float], runs=3, points=1000, seed=0):
     """Per-run test predictions of the per-pixel models, right on the given shares of the points."""
     rng = np.random.default_rng(seed)
     frames = []
@@ -160,7 +160,7 @@ def test_report_states_verdicts_only_from_the_comparisons(tmp_path):
     # a clear difference: stated with its interval and the verdict
     assert re.search(r"Per-pixel classifier against the forest, random split: MLP-Pixel \(\d+\.\d %\) against "
                      r"Random forest \(\d+\.\d %\): -\d+\.\d points \(95 % CI -\d+\.\d to -\d+\.\d\); "
-                     r"Holm-adjusted p [0-9.e-]+, 2 runs, 600 test points per run: \*\*Random forest better\*\*", text)
+                     r"Holm-adjusted p [0-9.e-]+, 3 runs, 1,000 test points per run: \*\*Random forest better\*\*", text)
     # a chance-sized difference: no winner
     assert re.search(r"Segment type, random split: MLP \(.*\): [+-]\d+\.\d points \(95 % CI -\d+\.\d to "
                      r"\+\d+\.\d\).*\*\*no significant difference\*\*", text)
