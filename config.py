@@ -146,7 +146,7 @@ INDICES = ["NDVI"]
 # (whole square blocks of BLOCK_SIZE pixels held out together).
 SPLITS = ["random", "spatial"]
 # Shares (0..1) of the points (random) or blocks (spatial) held out.
-VAL_FRACTION = 0.1
+VAL_FRACTION = 0.2
 TEST_FRACTION = 0.2
 # Side of the spatial blocks in pixels (100 px = 1 km at 10 m).
 BLOCK_SIZE = 100
@@ -270,7 +270,6 @@ PRESETS = {
         "PATCH_SIZES": [3, 5, 7, 11, 21, 61],
         "TRAIN_SIZES": [10_000, 100_000, 250_000],
         "REPEATS": 5,
-        "VAL_FRACTION": 0.2,  # the study's 20 % validation
         "SEG_SCALES": [1200, [100, 500], [20, 50], [5, 50]],
         "PRECISION": "float32",
         # MLP: SGD 0.01, decay 1e-6, momentum 0.9, Nesterov, 75 epochs, batch 512, no early stopping

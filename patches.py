@@ -111,7 +111,8 @@ def run() -> None:
                                 **evaluation.against_second_reference(
                                     None if second is None else second[test], codes[res.test_pred], codes[y[test]]),
                                 **runs_.epochs(res.history, config.CNN_EPOCHS),
-                                "model": f"{name}.keras"})  # a file name in MODELS_DIR, not a path of this machine
+                                # a file name in MODELS_DIR, not a path of this machine; only the first run's is kept
+                                "model": f"{name}.keras" if run_ == 0 else ""})
                 predictions.append(runs_.predictions("patch", f"CNN {p}x{p}", protocol, p, run_, points, test,
                                                      codes[y[test]], codes[res.test_pred]))
                 log.info("CNN %dx%d, %s split, run %d: validation %.3f, test %.3f (%d epochs)", p, p, protocol,

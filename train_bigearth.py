@@ -24,11 +24,13 @@ Outputs:
         (PREDICT_MODEL=...; 120 x 120 windows are slow on a CPU)
     REPORTS_DIR/bigearth/results.md, results.csv  BigEarthNet held-out score;
         AOI transfer (a) and (b) beside the best patch CNN
-    REPORTS_DIR/bigearth/predictions.parquet  (a) and (b) at each test point, paired
-        with the best patch CNN's first run in reports/comparisons.csv
+    REPORTS_DIR/bigearth/predictions.parquet  (a) and (b) at each test point of
+        each run (REPEATS: the best patch CNN's runs, with their splits; the
+        BigEarthNet CNN is trained once, the head (b) once per run), paired
+        with the best patch CNN in reports/comparisons.csv
     REPORTS_DIR/bigearth/bigearth_per_class.csv, curves.png, train_bigearth_config.json
 Config keys: BIGEARTH_DIR, BE_*, TRANSFER_*, PREP_DIR, POINTS_FORMAT, REPORTS_DIR,
-    MODELS_DIR, TF_DETERMINISTIC, PRECISION, SEED (and VAL_FRACTION, TEST_FRACTION without a sweep).
+    MODELS_DIR, TF_DETERMINISTIC, PRECISION, SEED, REPEATS, VAL_FRACTION, TEST_FRACTION, BLOCK_SIZE.
 Run:
     python train_bigearth.py
 """
@@ -67,6 +69,22 @@ def own_split(points: pd.DataFrame) -> np.ndarray:
     return np.array(["train", "val", "test"], dtype=object)[side]
 
 
+def run_sides(points: pd.DataFrame, first: np.ndarray, split: str, best_path: Path | None) -> list[np.ndarray]:
+    """Each run's side of every point: the best patch CNN's first run (``first``), then the
+    same split protocol's further runs as patches.py drew them (REPEATS), on the points its
+    classes kept; one run without a patch sweep."""
+    if best_path is None:
+        return [first]
+    kept = points["label"].isin([c["code"] for c in models.load_metadata(best_path)["classes"]]).to_numpy()
+    names = np.array(["train", "val", "test"], dtype=object)
+    sides = [first]
+    for run_ in range(1, config.REPEATS):
+        side = splits.run_split(points["row"].to_numpy(), points["col"].to_numpy(), split, run_, config.REPEATS,
+                                config.VAL_FRACTION, config.TEST_FRACTION, config.BLOCK_SIZE, config.SEED)
+        sides.append(np.where(kept, names[side], "unused"))
+    return sides
+
+
 def run() -> None:
     prep, reports, models_dir = Path(config.PREP_DIR), Path(config.REPORTS_DIR) / "bigearth", Path(config.MODELS_DIR)
     manifest = bigearth.read_manifest(config.BIGEARTH_DIR)
@@ -103,31 +121,42 @@ def run() -> None:
             raise FileNotFoundError(f"{best_path.stem}_points.parquet is missing beside {best_path}; "
                                     "run patches.py again")
     scene_codes = np.array([c.code for c in labels.read_classes(prep / "classes.json")])
-    tr = transfer.transfer_to_aoi(
-        be.model, np.asarray(manifest["classes"]), scene, points, side, scene_codes, seed=config.SEED,
-        train_size=config.TRANSFER_TRAIN_SIZE, epochs=config.TRANSFER_EPOCHS,
-        fine_tune_epochs=config.TRANSFER_FINE_TUNE_EPOCHS, deterministic=config.TF_DETERMINISTIC)
+    results, frames = [], []
+    for run_, side_run in enumerate(run_sides(points, side, split, best_path)):
+        tr_run = transfer.transfer_to_aoi(
+            be.model, np.asarray(manifest["classes"]), scene, points, side_run, scene_codes,
+            seed=splits.run_seed(config.SEED, run_), train_size=config.TRANSFER_TRAIN_SIZE,
+            epochs=config.TRANSFER_EPOCHS, fine_tune_epochs=config.TRANSFER_FINE_TUNE_EPOCHS,
+            deterministic=config.TF_DETERMINISTIC)
+        truth = points["label"].to_numpy()[tr_run.test]
+        frames += [runs_.predictions("transfer", name, split, "", run_, points, tr_run.test, truth, pred)
+                   for name, pred in ((TRANSFER_A, tr_run.pred_a), (TRANSFER_B, tr_run.pred_b))]
+        results.append(tr_run)
+        log.info("transfer, run %d: (a) %.3f, (b) %.3f", run_ + 1, tr_run.score_a["accuracy"],
+                 tr_run.score_b["accuracy"])
+    tr = results[0]  # the first run's head is the model kept
     models.save_model(models_dir / "bigearth_transfer.keras", tr.model_b, {
         **base_meta, "kind": "bigearth_transfer", "classes": legend.classes_to_json(
             [legend.CLC_BY_CODE[c] for c in tr.classes_b]), "split": split, "scores": {"test": tr.score_b}})
     sampling.write_points(pd.DataFrame({"point_id": points["point_id"], "side": side}),
                           models_dir / "bigearth_transfer_points.parquet")
+    runs_.write_predictions(frames, reports / "predictions.parquet")
 
-    truth = points["label"].to_numpy()[tr.test]
-    runs_.write_predictions(
-        [runs_.predictions("transfer", name, split, "", 0, points, tr.test, truth, pred)
-         for name, pred in ((TRANSFER_A, tr.pred_a), (TRANSFER_B, tr.pred_b))], reports / "predictions.parquet")
+    def mean(which: str) -> dict:
+        return {k: float(np.mean([getattr(r, which)[k] for r in results])) for k in results[0].score_a}
+
     split_name = f"AOI held-out test points ({split} split{'' if best is not None else ' of its own'})"
     rows_ = [
         {"model": "BigEarthNet CNN", "evaluated_on": "BigEarthNet held-out patches", "n": be.test_scores["patches"],
-         **{k: v for k, v in be.test_scores.items() if k != "patches"}},
+         **{k: v for k, v in be.test_scores.items() if k != "patches"}, "n_runs": 1},
         {"model": "(a) BigEarthNet CNN applied to 120x120 AOI windows", "evaluated_on": split_name,
-         "n": tr.test.size, **tr.score_a},
-        {"model": tr.label_b, "evaluated_on": split_name, "n": tr.test.size, **tr.score_b},
+         "n": tr.test.size, **mean("score_a"), "n_runs": len(results)},
+        {"model": tr.label_b, "evaluated_on": split_name, "n": tr.test.size, **mean("score_b"), "n_runs": len(results)},
     ]
     if best is not None:
         rows_.append({"model": f"best patch CNN ({best['patch']})", "evaluated_on": split_name, "n": tr.test.size,
-                      "accuracy": best["test_accuracy"], "kappa": best["kappa"], "macro_f1": best["macro_f1"]})
+                      "accuracy": best["test_accuracy"], "kappa": best["kappa"], "macro_f1": best["macro_f1"],
+                      "n_runs": best.get("n_runs", 1)})
     table = pd.DataFrame(rows_)
     evaluation.write_table(table, reports / "results", "BigEarthNet and transfer to the AOI")
     evaluation.write_table(be.per_class, reports / "bigearth_per_class", "BigEarthNet CNN per class (held-out patches)")
@@ -140,7 +169,7 @@ def run() -> None:
 CONFIG_KEYS = ("BIGEARTH_DIR", "BE_LEARNING_RATE", "BE_EPOCHS", "BE_BATCH_SIZE", "BE_PATIENCE", "BE_VAL_FRACTION",
                "BE_TEST_FRACTION", "TRANSFER_TRAIN_SIZE", "TRANSFER_EPOCHS", "TRANSFER_FINE_TUNE_EPOCHS", "PREP_DIR",
                "POINTS_FORMAT", "REPORTS_DIR", "MODELS_DIR", "TF_DETERMINISTIC", "SEED", "VAL_FRACTION",
-               "TEST_FRACTION", "PRECISION")
+               "TEST_FRACTION", "PRECISION", "REPEATS", "BLOCK_SIZE")
 
 
 def inputs() -> list[Path]:

@@ -274,18 +274,23 @@ def save_model(path, model, metadata: dict) -> None:
     log.info("wrote %s and its metadata %s", path, path.with_suffix(".json").name)
 
 
-def load_model(path):
-    """Load a model saved by :func:`save_model`; returns ``(model, metadata)``."""
+def load_metadata(path) -> dict:
+    """The metadata saved beside a model by :func:`save_model`."""
     import json
-    from pathlib import Path
-
-    import keras
 
     path = Path(path)
     meta_path = path.with_suffix(".json")
     if not path.exists() or not meta_path.exists():
         raise FileNotFoundError(f"model {path} or its metadata {meta_path.name} is missing; run patches.py first")
-    return keras.models.load_model(path), json.loads(meta_path.read_text())
+    return json.loads(meta_path.read_text())
+
+
+def load_model(path):
+    """Load a model saved by :func:`save_model`; returns ``(model, metadata)``."""
+    import keras
+
+    meta = load_metadata(path)
+    return keras.models.load_model(Path(path)), meta
 
 
 def build_bigearth_cnn(n_bands: int, n_classes: int, *, multi_label: bool = False, learning_rate: float = 5e-4,

@@ -523,7 +523,8 @@ def bigearth_section(src: Sources, notes: list[str], cmp: pd.DataFrame | None = 
     rows = cmp[cmp["experiment"] == "transfer vs best patch CNN"] if cmp is not None else pd.DataFrame()
     for _, r in rows.iterrows():
         notes.append(f"Transfer, {r['split']} split: {_claim(cmp, r['experiment'], r['split'], r['model_a'], r['model_b'])}"
-                     " (the BigEarthNet CNN is trained once: the interval covers the test points, not its training).")
+                     " (the BigEarthNet CNN is trained once, the new head (b) once per run: the interval does not "
+                     "cover the BigEarthNet CNN's own training randomness).")
     if rows.empty and a is not None and patch is not None:
         notes.append(f"Transfer: (a) {_pct(a)} and (b) {_pct(b)} against {_pct(patch)} for the best patch CNN "
                      f"({NO_VERDICT}).")

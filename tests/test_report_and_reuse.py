@@ -132,6 +132,8 @@ def test_runner_runs_every_stage_and_writes_the_report(tmp_path, tiny_demo):
     # the patch CNN and the forest were tested on the same points in each run: paired, both runs
     cnn = table[table["experiment"] == "patch CNN vs forest"]
     assert cnn["paired"].all() and (cnn["n_runs"] == 2).all() and (cnn["n_test"] > 50).all()
+    # transfer: the head (b) trained on each of the best patch CNN's runs, on that run's points
+    assert (table.loc[table["experiment"] == "transfer vs best patch CNN", "n_runs"] == 2).all()
     assert (tmp_path / "reports" / "figures" / "accuracy_by_segment_size.png").exists()
 
 
