@@ -274,7 +274,8 @@ def build(predictions: pd.DataFrame, best_cnn: dict[str, str], block_size: int, 
     largest = frame.loc[pixel].groupby("model")["setting"].transform(lambda s: s.astype(int).max())
     keep = ~pixel
     keep[pixel] = frame.loc[pixel, "setting"].astype(int) == largest
-    groups = {key: part[["run", "point_id", "block", "correct"]] for key, part in frame[keep].groupby(["split", "model"])}
+    columns = ["run", "point_id", "block", "correct"]
+    groups = {key: part[columns] for key, part in frame[keep].groupby(["split", "model"])}
     models: dict[str, list[str]] = {}
     for split, model in groups:
         models.setdefault(split, []).append(model)

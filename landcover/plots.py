@@ -194,8 +194,13 @@ def accuracy_by_patch_size(path: Path, table, study: dict[int, float]) -> None:
     ax.xaxis.set_minor_locator(NullLocator())  # only the patch sizes are labelled
     ax.set_xticks(sorted(set(sizes) | set(study)))
     ax.set_xticklabels([str(s) for s in sorted(set(sizes) | set(study))])
-    ax.set_xlabel("patch size (pixels)")
-    ax.set_ylabel("accuracy (%)")
+    _finish_curve(fig, ax, path, "patch size (pixels)", "accuracy (%)")
+
+
+def _finish_curve(fig, ax, path: Path, xlabel: str, ylabel: str) -> None:
+    """Labels, grid and legend of an accuracy curve; save it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -220,9 +225,4 @@ def accuracy_by_segment_size(path: Path, table, baseline: dict) -> None:
             ax.axhspan(low, high, color=f"C{i}", alpha=0.12)
             ax.axhline(mean, color=f"C{i}", ls=":", label=f"{split} split, MLP without (95 % band)")
     ax.set_xscale("log")
-    ax.set_xlabel("median segment size (ha)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, path)
+    _finish_curve(fig, ax, path, "median segment size (ha)", "test accuracy (%)")

@@ -342,10 +342,9 @@ def patch_section(src: Sources, notes: list[str], cmp: pd.DataFrame | None = Non
                                                                                      "test_accuracy"])
             if claim:
                 notes.append(f"Spatial context, {split} split: {claim}.")
+        ordered = sorted(part["patch"], key=lambda p: int(p.split("x")[0]))
         sizes_claims = [c for c in (_claim(cmp, "patch size", split, f"CNN {big}", f"CNN {small}")
-                                    for small, big in zip(sorted(part["patch"], key=lambda p: int(p.split("x")[0])),
-                                                          sorted(part["patch"], key=lambda p: int(p.split("x")[0]))[1:]))
-                        if c]
+                                    for small, big in zip(ordered, ordered[1:])) if c]
         if sizes_claims:
             notes.append(f"Patch size, {split} split: " + "; ".join(sizes_claims) + ".")
     return ["## 2. Patch CNN", "",
@@ -522,7 +521,8 @@ def bigearth_section(src: Sources, notes: list[str], cmp: pd.DataFrame | None = 
                      f"head on frozen features (b): {_pct(b)}.")
     rows = cmp[cmp["experiment"] == "transfer vs best patch CNN"] if cmp is not None else pd.DataFrame()
     for _, r in rows.iterrows():
-        notes.append(f"Transfer, {r['split']} split: {_claim(cmp, r['experiment'], r['split'], r['model_a'], r['model_b'])}"
+        claim = _claim(cmp, r["experiment"], r["split"], r["model_a"], r["model_b"])
+        notes.append(f"Transfer, {r['split']} split: {claim}"
                      " (the BigEarthNet CNN is trained once, the new head (b) once per run: the interval does not "
                      "cover the BigEarthNet CNN's own training randomness).")
     if rows.empty and a is not None and patch is not None:

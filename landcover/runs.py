@@ -21,7 +21,8 @@ from landcover.files import atomic_write
 
 log = logging.getLogger(__name__)
 
-METRICS = ["train_points", "val_accuracy", "test_accuracy", "kappa", "macro_f1", "test_accuracy_eval", "reference_accuracy_eval"]
+METRICS = ["train_points", "val_accuracy", "test_accuracy", "kappa", "macro_f1", "test_accuracy_eval",
+           "reference_accuracy_eval"]
 
 
 def epochs(history: dict, cap: int) -> dict:
