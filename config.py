@@ -218,6 +218,17 @@ PREDICT_TILE_MB = 256
 # Also write the full class-probability stack (one float32 band per class).
 WRITE_PROBABILITIES = False
 
+# ---------------------------------------------------- scaling out (Dask) ----
+# Where test_patches.py predicts the map: None (in this process; Dask is not
+# imported), "local" (a distributed.LocalCluster of DASK_WORKERS worker
+# processes, one thread each) or the address of a running scheduler, e.g.
+# "tcp://scheduler:8786" (dask-jobqueue on SLURM, Kubernetes); its workers must
+# see MODELS_DIR and PREDICT_DIR at the same paths and run this environment.
+SCHEDULER = None
+DASK_WORKERS = 2
+# Side (px) of the output chunks, each predicted by one task (halo: the patch radius).
+PREDICT_CHUNK = 2048
+
 # ------------------------------------------------------------ BigEarthNet ----
 # The archive: a BigEarthNet-S2 v1.0 folder of patch folders, or a v2.0 (reBEN)
 # root holding metadata.parquet and BigEarthNet-S2/. The default is the demo

@@ -7,7 +7,10 @@ would: windows are cut tile by tile and predicted in large batches
 (PREDICT_BATCH, PREDICT_TILE_MB), never all at once and never one by one; only
 the class and confidence maps are kept whole (6 bytes a pixel). A
 CNN_PADDING="valid" model is run fully convolutionally instead (one pass per
-tile, the same labels).
+tile, the same labels). With SCHEDULER ("local" or a scheduler's address) the
+map is predicted on Dask instead, PREDICT_CHUNK x PREDICT_CHUNK chunks with a
+halo of the patch radius, the model loaded once per worker: the same labels
+(landcover/cluster.py).
 
 Inputs: the model (.keras + .json + _points.parquet from patches.py);
     PREP_DIR/scene.tif, labels.tif, classes.json, points.parquet
@@ -29,7 +32,8 @@ Outputs (PREDICT_DIR/<model name>/):
                       points and the map's class proportions (Olofsson et al. 2014)
     per_class.csv, confusion_aoi.png, test_patches_config.json
 Config keys: PREDICT_MODEL, REPORTS_DIR, PREP_DIR, POINTS_FORMAT, PREDICT_DIR,
-    PREDICT_BATCH, PREDICT_TILE_MB, WRITE_PROBABILITIES, STRETCH_PERCENTILES.
+    PREDICT_BATCH, PREDICT_TILE_MB, WRITE_PROBABILITIES, STRETCH_PERCENTILES,
+    SCHEDULER, DASK_WORKERS, PREDICT_CHUNK.
 Run:
     python test_patches.py [--set PREDICT_MODEL=models/patch_cnn_spatial_7.keras]
 """
@@ -62,6 +66,24 @@ def chosen_model() -> Path:
     return Path(config.MODELS_DIR) / Path(str(best["model"])).name  # the table names files in MODELS_DIR
 
 
+def predict_in_process(model, meta: dict, padded: np.ndarray, valid: np.ndarray, codes: np.ndarray,
+                       probabilities: Path, profile: dict, classes) -> tuple[np.ndarray, np.ndarray]:
+    """The class and confidence maps predicted tile by tile in this process (the probability
+    stack written to ``probabilities`` with WRITE_PROBABILITIES)."""
+    p = meta["patch_size"]
+    if meta.get("padding") == "valid":
+        tiles = inference.fully_convolutional_tiles(models.fully_convolutional(model), padded, p, valid,
+                                                    tile_mb=config.PREDICT_TILE_MB)
+    else:
+        tiles = inference.window_tiles(model, padded, p, valid, batch_size=config.PREDICT_BATCH,
+                                       tile_mb=config.PREDICT_TILE_MB)
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(rasters.tile_writer(
+            probabilities, profile, len(classes), "float32",
+            [f"{c.code} {c.name}" for c in classes])) if config.WRITE_PROBABILITIES else None
+        return inference.map_from_tiles(tiles, valid.shape, codes, valid, sink)
+
+
 def run() -> None:
     path = chosen_model()
     prep = Path(config.PREP_DIR)
@@ -79,17 +101,20 @@ def run() -> None:
     out = Path(config.PREDICT_DIR) / path.stem
     base = dict(profile, count=1)
     padded = patch_data.normalised_padded(scene, meta["mean"], meta["std"], p)
-    if meta.get("padding") == "valid":
-        tiles = inference.fully_convolutional_tiles(models.fully_convolutional(model), padded, p, valid,
-                                                    tile_mb=config.PREDICT_TILE_MB)
+    if config.SCHEDULER is not None:  # on Dask: chunks with a halo, the model loaded once per worker
+        if config.WRITE_PROBABILITIES:
+            raise ValueError("WRITE_PROBABILITIES=True is not available with SCHEDULER yet; "
+                             "set SCHEDULER=None for the probability stack")
+        from landcover import cluster
+
+        with cluster.connect(config.SCHEDULER, config.DASK_WORKERS) as client:
+            prediction, confidence = cluster.predict_map(
+                client, path, padded, valid, codes, p, fully_convolutional=meta.get("padding") == "valid",
+                chunk=config.PREDICT_CHUNK, batch_size=config.PREDICT_BATCH, tile_mb=config.PREDICT_TILE_MB,
+                scratch=out)
     else:
-        tiles = inference.window_tiles(model, padded, p, valid, batch_size=config.PREDICT_BATCH,
-                                       tile_mb=config.PREDICT_TILE_MB)
-    with contextlib.ExitStack() as stack:
-        sink = stack.enter_context(rasters.tile_writer(
-            out / "probabilities.tif", base, len(classes), "float32",
-            [f"{c.code} {c.name}" for c in classes])) if config.WRITE_PROBABILITIES else None
-        prediction, confidence = inference.map_from_tiles(tiles, valid.shape, codes, valid, sink)
+        prediction, confidence = predict_in_process(model, meta, padded, valid, codes, out / "probabilities.tif",
+                                                    dict(base), classes)
 
     # evaluation: the model's held-out test points (when it has a split of them), and the whole AOI
     points = sampling.read_points(prep / f"points.{config.POINTS_FORMAT}")

@@ -47,6 +47,7 @@ _ALTERNATIVE_TYPES: dict[str, tuple[type, ...]] = {
     "MLP_PATIENCE": (int, type(None)),
     "CNN_PATIENCE": (int, type(None)),
     "PREDICT_MODEL": (Path, type(None)),
+    "SCHEDULER": (str, type(None)),
     "BIGEARTH_CLASSES": (str, list, tuple),
     "BIGEARTH_CLOUD_LIST": (Path, type(None)),
     "BIGEARTH_SNOW_LIST": (Path, type(None)),

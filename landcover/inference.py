@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def window_tiles(model, padded: np.ndarray, patch_size: int, valid: np.ndarray, *, batch_size: int = 2048,
-                 tile_mb: float = 256) -> Iterator[tuple[int, int, np.ndarray]]:
+                 tile_mb: float = 256, progress: bool = True) -> Iterator[tuple[int, int, np.ndarray]]:
     """Per-patch prediction of every valid pixel, one tile of rows at a time, in large batches.
 
     Each tile holds as many rows as fit ``tile_mb`` of cut windows, so memory
@@ -31,6 +31,7 @@ def window_tiles(model, padded: np.ndarray, patch_size: int, valid: np.ndarray, 
         valid: (rows, cols) bool; other pixels are not predicted.
         batch_size: patches per ``predict_on_batch`` call.
         tile_mb: memory for the windows cut at once.
+        progress: show a progress bar (on a terminal).
 
     Yields:
         ``(r0, r1, probs)``: rows r0..r1-1 and their (r1 - r0, cols, classes)
@@ -42,7 +43,7 @@ def window_tiles(model, padded: np.ndarray, patch_size: int, valid: np.ndarray, 
     per_patch = patch_size * patch_size * padded.shape[-1] * 4
     tile_rows = max(1, int(tile_mb * 2**20 // per_patch) // n_cols)
     for r0 in tqdm(range(0, n_rows, tile_rows), desc=f"predicting {patch_size}x{patch_size} windows", unit="tile",
-                   disable=None):
+                   disable=None if progress else True):
         r1 = min(r0 + tile_rows, n_rows)
         rr, cc = np.nonzero(valid[r0:r1])
         probs = np.zeros((r1 - r0, n_cols, n_classes), np.float32)
@@ -54,7 +55,7 @@ def window_tiles(model, padded: np.ndarray, patch_size: int, valid: np.ndarray, 
 
 
 def fully_convolutional_tiles(fcn, padded: np.ndarray, patch_size: int, valid: np.ndarray, *,
-                              tile_mb: float = 256) -> Iterator[tuple[int, int, np.ndarray]]:
+                              tile_mb: float = 256, progress: bool = True) -> Iterator[tuple[int, int, np.ndarray]]:
     """Whole-scene prediction with a fully convolutional network, one pass per tile of rows.
 
     Args:
@@ -70,7 +71,7 @@ def fully_convolutional_tiles(fcn, padded: np.ndarray, patch_size: int, valid: n
     widest = max(layer.output.shape[-1] for layer in fcn.layers[1:])
     tile_rows = max(1, int(tile_mb * 2**20 // (4 * widest * (n_cols + patch_size) * 2)))
     for r0 in tqdm(range(0, n_rows, tile_rows), desc="predicting (fully convolutional)", unit="tile",
-                   disable=None):
+                   disable=None if progress else True):
         r1 = min(r0 + tile_rows, n_rows)
         probs = np.asarray(fcn.predict_on_batch(padded[r0:r1 + patch_size - 1][np.newaxis]))[0].copy()
         probs[~valid[r0:r1]] = 0
