@@ -225,4 +225,8 @@ def accuracy_by_segment_size(path: Path, table, baseline: dict) -> None:
             ax.axhspan(low, high, color=f"C{i}", alpha=0.12)
             ax.axhline(mean, color=f"C{i}", ls=":", label=f"{split} split, MLP without (95 % band)")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_locator(NullLocator())  # only the swept sizes are labelled
+    sizes = sorted(set(table["median_ha"].round(2)))
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([f"{s:g}" for s in sizes])
     _finish_curve(fig, ax, path, "median segment size (ha)", "test accuracy (%)")
