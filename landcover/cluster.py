@@ -120,8 +120,9 @@ def connect(scheduler: str, workers: int) -> Iterator[object]:
         if int(workers) < 1:
             raise ValueError(f"DASK_WORKERS={workers}: expected at least 1")
         cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=":0", silence_logs=logging.ERROR)  # any free port
         client = Client(cluster)
+        log.info("Dask LocalCluster of %d workers; dashboard %s", int(workers), client.dashboard_link)
     else:
         try:
             client = Client(scheduler, timeout="10s")

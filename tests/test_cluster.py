@@ -60,3 +60,49 @@ def test_chunks_cover_the_scene_once():
     assert (cover == 1).all()
     with pytest.raises(ValueError, match="PREDICT_CHUNK=0"):
         cluster.chunks((5, 5), 0)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_costs_only_its_task(tmp_path, client):
+    """A worker that dies while predicting a chunk: Dask reruns the chunk elsewhere, the map is the same."""
+    from distributed import WorkerPlugin
+
+    marker = tmp_path / "killed"
+
+    class KillOnce(WorkerPlugin):
+        name = "kill-once"
+
+        def transition(self, key, start, finish, **kwargs):
+            import os
+
+            if finish == "executing" and "predict_chunk" in str(key) and not marker.exists():
+                marker.touch()
+                os._exit(1)  # the worker process dies mid-task; its nanny starts a new one
+
+    rng = np.random.default_rng(1)
+    scene = rng.integers(200, 3000, (4, 40, 40)).astype(np.int16)
+    valid = np.ones((40, 40), bool)
+    model, path = _model(tmp_path, "same")
+    padded = patch_data.normalised_padded(scene, scene.mean(axis=(1, 2)), scene.std(axis=(1, 2)), 5)
+    codes = np.array([211, 231, 311], np.uint16)
+    expected, _ = inference.map_from_tiles(inference.window_tiles(model, padded, 5, valid, batch_size=64),
+                                           valid.shape, codes, valid)
+    client.register_plugin(KillOnce())
+    try:
+        got, _ = cluster.predict_map(client, path, padded, valid, codes, 5, fully_convolutional=False, chunk=10,
+                                     batch_size=64, tile_mb=1, scratch=tmp_path / "scratch")
+    finally:
+        client.unregister_worker_plugin("kill-once")
+    assert marker.exists()  # a worker did die
+    assert np.array_equal(got, expected)
+    assert not list((tmp_path / "scratch").iterdir())
+
+
+@pytest.mark.slow
+def test_a_model_file_the_workers_cannot_read_is_one_line(tmp_path):
+    valid = np.ones((8, 8), bool)
+    with cluster.connect("local", 1) as own:
+        with pytest.raises(FileNotFoundError, match=r"missing\.keras: the model file is not readable on worker tcp://"):
+            cluster.predict_map(own, tmp_path / "missing.keras", np.zeros((12, 12, 4), np.float32), valid,
+                                np.array([1]), 5, fully_convolutional=False, chunk=8, batch_size=8, tile_mb=1,
+                                scratch=tmp_path)
