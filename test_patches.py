@@ -16,8 +16,9 @@ Inputs: the model (.keras + .json + _points.parquet from patches.py);
     PREP_DIR/scene.tif, labels.tif, classes.json, points.parquet
 Outputs (PREDICT_DIR/<model name>/):
     prediction.tif    CLC codes (uint16, 0 = nodata) with the colour table,
-                      CRS, transform and size of scene.tif
-    confidence.tif    highest class probability (float32)
+                      CRS, transform and size of scene.tif; a Cloud-Optimised
+                      GeoTIFF (256 px tiles, nearest-neighbour overviews)
+    confidence.tif    highest class probability (float32), a COG as well
     probabilities.tif with WRITE_PROBABILITIES: one band per class (float32)
     prediction.png    true colour | ground truth | prediction, with legend
     evaluation.md/.csv  held-out test points (accuracy, kappa, macro F1) and
@@ -130,9 +131,9 @@ def run() -> None:
     shown = [by_code[c] for c in all_codes]
 
     rasters.write_geotiff(out / "prediction.tif", prediction, dict(base, dtype="uint16", nodata=0),
-                          descriptions=["class"], colormap=legend.colormap(shown))
+                          descriptions=["class"], colormap=legend.colormap(shown), cog=True)
     rasters.write_geotiff(out / "confidence.tif", confidence, dict(base, dtype="float32", nodata=None),
-                          descriptions=["max_probability"])
+                          descriptions=["max_probability"], cog=True, overview_resampling="average")
     truecolor = plots.composite(scene, names, ("B04", "B03", "B02"), valid, tuple(config.STRETCH_PERCENTILES))
     plots.prediction_figure(out / "prediction.png", truecolor, truth, prediction, shown,
                             f"{path.stem}: whole-AOI agreement {aoi_scores['accuracy']:.1%}")

@@ -276,22 +276,31 @@ def aoi_window(grid: Grid, aoi: BaseGeometry | None) -> Window:
 def write_geotiff(
     path: Path, array: np.ndarray, profile: dict, descriptions: list[str] | None = None,
     colormap: dict[int, tuple[int, int, int, int]] | None = None, tags: dict[str, str] | None = None,
+    cog: bool = False, overview_resampling: str = "nearest",
 ) -> None:
     """Write (bands, rows, cols) or (rows, cols) ``array`` as a tiled, compressed GeoTIFF.
 
     Written to a temporary name and renamed. ``profile`` gives CRS, transform
     and nodata; ``descriptions`` name the bands; ``colormap`` (value -> RGBA)
     is embedded in band 1 (uint8 or uint16 only); ``tags`` become dataset
-    metadata (``gdalinfo`` shows them).
+    metadata (``gdalinfo`` shows them). ``cog``: a Cloud-Optimised GeoTIFF
+    (GDAL's COG driver: 256 px tiles, overviews made with ``overview_resampling``,
+    "nearest" for class maps), which web maps and QGIS read by HTTP ranges.
     """
     if array.ndim == 2:
         array = array[np.newaxis]
-    prof = dict(profile, driver="GTiff", count=array.shape[0], height=array.shape[1], width=array.shape[2],
-                dtype=array.dtype.name, compress="deflate", tiled=True, blockxsize=256, blockysize=256)
-    if array.dtype.kind == "f":
-        prof["predictor"] = 3
-    elif array.dtype.kind in "ui":
-        prof["predictor"] = 2
+    shape = dict(count=array.shape[0], height=array.shape[1], width=array.shape[2], dtype=array.dtype.name,
+                 compress="deflate")
+    if cog:
+        prof = dict(profile, driver="COG", blocksize=256, resampling=overview_resampling,
+                    predictor="YES" if array.dtype.kind in "uif" else "NO", **shape)
+        prof.pop("tiled", None), prof.pop("blockxsize", None), prof.pop("blockysize", None)
+    else:
+        prof = dict(profile, driver="GTiff", tiled=True, blockxsize=256, blockysize=256, **shape)
+        if array.dtype.kind == "f":
+            prof["predictor"] = 3
+        elif array.dtype.kind in "ui":
+            prof["predictor"] = 2
     with atomic_write(path) as tmp:
         with rasterio.open(tmp, "w", **prof) as dst:
             if colormap:  # before the pixels, or libtiff refuses the palette

@@ -43,6 +43,11 @@ def test_train_sweep_then_whole_scene_maps(tmp_path, tiny_demo, padding):
     with rasterio.open(tmp_path / "prepared" / "scene.tif") as scene, rasterio.open(out / "prediction.tif") as pred:
         assert (pred.crs, pred.transform, pred.shape) == (scene.crs, scene.transform, scene.shape)
         assert pred.colorinterp[0].name == "palette"
+        # a Cloud-Optimised GeoTIFF: tiled, compressed, with overviews (nearest: only real classes)
+        assert pred.block_shapes[0] == (256, 256) or max(pred.shape) <= 256
+        assert pred.compression is not None
+        if max(pred.shape) > 256:
+            assert pred.overviews(1)
         prediction, colours = pred.read(1), pred.colormap(1)
     assert set(np.unique(prediction)) - {0} <= {c["code"] for c in meta["classes"]}
     assert all(colours[int(c)][3] == 255 for c in np.unique(prediction) if c)
