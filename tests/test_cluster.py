@@ -1,5 +1,9 @@
 """Whole-scene prediction on a Dask LocalCluster of 2 worker processes: the in-process labels, exactly."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -106,3 +110,12 @@ def test_a_model_file_the_workers_cannot_read_is_one_line(tmp_path):
             cluster.predict_map(own, tmp_path / "missing.keras", np.zeros((12, 12, 4), np.float32), valid,
                                 np.array([1]), 5, fully_convolutional=False, chunk=8, batch_size=8, tile_mb=1,
                                 scratch=tmp_path)
+
+
+def test_dask_is_not_imported_without_a_scheduler():
+    """SCHEDULER = None: the stage and the cluster module load without dask or distributed."""
+    code = ("import sys, test_patches, landcover.cluster, landcover.inference; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "[]"
