@@ -51,21 +51,6 @@ def block_ids(rows: np.ndarray, cols: np.ndarray, block_size: int) -> np.ndarray
     return (np.asarray(rows, np.int64) // block_size) * _BLOCK_STRIDE + np.asarray(cols, np.int64) // block_size
 
 
-def block_bootstrap(blocks: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Draw whole blocks with replacement.
-
-    Args:
-        blocks: (N,) block id of each point.
-
-    Returns:
-        ``(weights, inverse)``: (n_boot, n_blocks) how often each block was
-        drawn, and (N,) each point's block index, so a point's weight in draw
-        b is ``weights[b, inverse]``: every point of a block shares it.
-    """
-    unique, inverse = np.unique(blocks, return_inverse=True)
-    return _draw_blocks(unique.size, n_boot, rng), inverse
-
-
 def _draw_blocks(n_blocks: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """(n_boot, n_blocks) counts of n_blocks draws with replacement, equal chances."""
     return rng.multinomial(n_blocks, np.full(n_blocks, 1 / n_blocks), size=n_boot).astype(np.float64)

@@ -331,8 +331,9 @@ def patch_section(src: Sources, notes: list[str], cmp: pd.DataFrame | None = Non
     pixel = _read_csv(src.reports / "segments" / "results.csv")
     for split, part in table.groupby("split"):
         best = part.loc[part["val_accuracy"].idxmax()]
-        notes.append(f"Patch CNN, {split} split: the best patch size by mean validation accuracy is {best['patch']} "
-                     f"(test {_pct(best['test_accuracy'])}).")
+        notes.append(f"Patch CNN, {split} split: {best['patch']} has the highest mean validation accuracy and is the "
+                     f"one mapped and compared with transfer (test {_pct(best['test_accuracy'])}); a selection, not a "
+                     "verdict: the patch-size comparisons below say which differences are significant.")
         rf = None if pixel is None else pixel[(pixel["split"] == split) & (pixel["classifier"] == "Random forest")]
         for _, r in part.assign(size=sizes[part.index]).sort_values("size").iterrows():
             name = f"CNN {r['patch']}"

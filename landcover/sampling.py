@@ -193,8 +193,9 @@ def read_points_with_segments(prep_points: Path, seg_points: Path, columns: tupl
     if needed <= set(points.columns):
         return points
     if not Path(seg_points).exists():
-        raise FileNotFoundError(f"{prep_points} has no segment types and {seg_points} is missing; "
-                                "run segment.py (or scene_prep.py with SEGMENT=True) first")
+        lacking = sorted(needed - set(points.columns))
+        raise FileNotFoundError(f"{prep_points} has no columns {lacking} and {seg_points} is missing; run segment.py "
+                                "(scene_prep.py with SEGMENT=True segments at SEG_SCALE only, not the SEG_SCALES sweep)")
     segmented = read_points(seg_points)
     missing = sorted(needed - set(segmented.columns))
     if missing:

@@ -73,15 +73,17 @@ def test_training_variance_widens_the_interval():
 
 
 def test_block_bootstrap_never_splits_a_block():
-    rng = np.random.default_rng(0)
-    rows, cols = rng.integers(0, 500, 2000), rng.integers(0, 500, 2000)
-    blocks = comparison.block_ids(rows, cols, 100)
-    weights, inverse = comparison.block_bootstrap(blocks, 200, rng)
-    per_point = weights[:, inverse]
-    for block in np.unique(blocks):
-        members = per_point[:, blocks == block]
-        assert (members == members[:, :1]).all()
-    assert (weights.sum(axis=1) == np.unique(blocks).size).all()
+    """Whole blocks are drawn: copying every point four times inside its own block adds no information,
+    and the interval stays exactly the same (a pixel bootstrap would halve it)."""
+    a, b = synthetic(np.random.default_rng(4), 0.65, 0.6, runs=1)
+
+    def copied(frame):
+        return pd.concat([frame.assign(point_id=frame["point_id"] * 4 + k) for k in range(4)], ignore_index=True)
+
+    once = comparison.paired(a, b, 500, np.random.default_rng(0))
+    four = comparison.paired(copied(a), copied(b), 500, np.random.default_rng(0))
+    assert four["ci_high"] - four["ci_low"] == pytest.approx(once["ci_high"] - once["ci_low"], rel=1e-9)
+    assert four["n_test"] == 4 * once["n_test"]
 
 
 def test_block_ids_do_not_depend_on_the_other_points():

@@ -53,7 +53,8 @@ def test_every_number_comes_from_the_stage_outputs(tmp_path):
     assert re.search(r"\| Random forest \(one-hot, the study's\) \| 52\.0 %.*\| 47\.5 %", text)  # the study's forest
     assert ("The study's one-hot forest, random split: Random forest (one-hot, the study's) (52.0 %) against "
             "Random forest (60.0 %): -8.0 points") in text
-    assert "the best patch size by mean validation accuracy is 5x5 (test 60.0 %)" in text
+    assert "random split: 5x5 has the highest mean validation accuracy and is the one mapped" in text
+    assert "(test 60.0 %); a selection, not a verdict" in text
     # a difference without paired predictions has no interval: stated as such, never as a win
     assert "CNN 5x5 (60.0 %) against Random forest (60.0 %): +0.0 points (no paired test predictions" in text
     assert "not a verdict" in text and " beats " not in text and "better**" not in text
