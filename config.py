@@ -215,8 +215,20 @@ PREDICT_DIR = ROOT / "data" / "predictions"
 # Patches per predict call, and memory (MB) for the patches cut at once.
 PREDICT_BATCH = 2048
 PREDICT_TILE_MB = 256
-# Also write the full class-probability stack (one float32 band per class).
+# Also write the full class-probability stack (one band per class), as
+# PROBABILITY_DTYPE: "uint8" (round(p x 255): 1 byte a value) or "float32".
 WRITE_PROBABILITIES = False
+PROBABILITY_DTYPE = "uint8"
+# Other scenes to map instead of the training AOI: a list of products or STAC
+# items (as SCENE_PATH's entries), each prepared with the model's bands and its
+# training scene's harmonisation and cloud mask, in its own UTM zone, and
+# mapped into PREDICT_DIR/<model>/<scene id>/ (Cloud-Optimised GeoTIFFs), with
+# PREDICT_DIR/<model>/mosaic.vrt over all of them (in TARGET_CRS, None: the
+# first scene's CRS). Finished scenes are stamped and skipped on a re-run.
+# [] : the training AOI's scene.tif, scored against the ground truth.
+PREDICT_SCENES = []
+# Area of each scene in PREDICT_SCENES to map (as AOI); None: the whole product.
+PREDICT_AOI = None
 
 # ---------------------------------------------------- scaling out (Dask) ----
 # Where test_patches.py predicts the map: None (in this process; Dask is not
@@ -228,6 +240,9 @@ SCHEDULER = None
 DASK_WORKERS = 2
 # Side (px) of the output chunks, each predicted by one task (halo: the patch radius).
 PREDICT_CHUNK = 2048
+# Scenes of PREDICT_SCENES prepared or predicted at once on Dask (each scene's
+# padded inputs take about 16 bytes a pixel on the shared scratch disk).
+PREDICT_SCENES_IN_FLIGHT = 2
 
 # ------------------------------------------------------------ BigEarthNet ----
 # The archive: a BigEarthNet-S2 v1.0 folder of patch folders, or a v2.0 (reBEN)

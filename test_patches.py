@@ -79,16 +79,62 @@ def predict_in_process(model, meta: dict, padded: np.ndarray, valid: np.ndarray,
         tiles = inference.window_tiles(model, padded, p, valid, batch_size=config.PREDICT_BATCH,
                                        tile_mb=config.PREDICT_TILE_MB)
     with contextlib.ExitStack() as stack:
-        sink = stack.enter_context(rasters.tile_writer(
-            probabilities, profile, len(classes), "float32",
+        write = stack.enter_context(rasters.tile_writer(
+            probabilities, profile, len(classes), config.PROBABILITY_DTYPE,
             [f"{c.code} {c.name}" for c in classes])) if config.WRITE_PROBABILITIES else None
+        sink = None if write is None else \
+            (lambda r0, r1, probs: write(r0, r1, inference.probability_values(probs, config.PROBABILITY_DTYPE)))
         return inference.map_from_tiles(tiles, valid.shape, codes, valid, sink)
+
+
+def predict_on_dask(path: Path, meta: dict, padded: np.ndarray, valid: np.ndarray, codes: np.ndarray,
+                    probabilities: Path, profile: dict, classes) -> tuple[np.ndarray, np.ndarray]:
+    """The class and confidence maps predicted by chunks on Dask (SCHEDULER), the model loaded once per worker
+    (the probability stack, with WRITE_PROBABILITIES, written chunk by chunk as the chunks arrive)."""
+    from landcover import cluster
+
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(cluster.connect(config.SCHEDULER, config.DASK_WORKERS))
+        dtype = config.PROBABILITY_DTYPE if config.WRITE_PROBABILITIES else None
+        sink = stack.enter_context(rasters.chunk_writer(
+            probabilities, profile, len(classes), dtype, [f"{c.code} {c.name}" for c in classes],
+            cog=False)) if dtype else None
+        return cluster.predict_map(client, path, padded, valid, codes, meta["patch_size"],
+                                   fully_convolutional=meta.get("padding") == "valid", chunk=config.PREDICT_CHUNK,
+                                   batch_size=config.PREDICT_BATCH, tile_mb=config.PREDICT_TILE_MB,
+                                   scratch=probabilities.parent, probabilities=dtype, probability_sink=sink)
+
+
+def map_scenes(path: Path, model, meta: dict) -> None:
+    """PREDICT_SCENES: each scene prepared as the training scene was, mapped by chunks (in this process or on
+    Dask), stamped; a VRT mosaic over them (landcover/scene_maps.py)."""
+    from landcover import scene_maps
+
+    classes = legend.classes_from_json(meta["classes"])
+    out = Path(config.PREDICT_DIR) / path.stem
+    with contextlib.ExitStack() as stack:
+        client = None
+        if config.SCHEDULER is not None:
+            from landcover import cluster
+
+            client = stack.enter_context(cluster.connect(config.SCHEDULER, config.DASK_WORKERS))
+        folders = scene_maps.predict_scenes(
+            list(config.PREDICT_SCENES), path, model if client is None else None, meta,
+            scene_maps.preparation(meta, config), np.array([c.code for c in classes]), legend.colormap(classes),
+            [c.name for c in classes], out, client=client, chunk=config.PREDICT_CHUNK, batch_size=config.PREDICT_BATCH,
+            tile_mb=config.PREDICT_TILE_MB, probabilities=config.PROBABILITY_DTYPE if config.WRITE_PROBABILITIES else None,
+            in_flight=config.PREDICT_SCENES_IN_FLIGHT, mosaic_crs=config.TARGET_CRS)
+    cli.save_config(out, "test_patches")
+    print("\n".join(str(f / "prediction.tif") for f in folders) + f"\n{out / 'mosaic.vrt'}")
 
 
 def run() -> None:
     path = chosen_model()
     prep = Path(config.PREP_DIR)
     model, meta = models.load_model(path)
+    inference.probability_values(np.zeros(1), config.PROBABILITY_DTYPE)  # a bad dtype is refused before any work
+    if config.PREDICT_SCENES:  # other scenes: maps only (no ground truth there)
+        return map_scenes(path, model, meta)
     scene, profile, valid = rasters.read_scene_filled(prep / "scene.tif")  # nodata filled for the windows
     names = rasters.band_names(prep / "scene.tif")
     truth = rasters.read_geotiff(prep / "labels.tif")[0][0]
@@ -103,16 +149,8 @@ def run() -> None:
     base = dict(profile, count=1)
     padded = patch_data.normalised_padded(scene, meta["mean"], meta["std"], p)
     if config.SCHEDULER is not None:  # on Dask: chunks with a halo, the model loaded once per worker
-        if config.WRITE_PROBABILITIES:
-            raise ValueError("WRITE_PROBABILITIES=True is not available with SCHEDULER yet; "
-                             "set SCHEDULER=None for the probability stack")
-        from landcover import cluster
-
-        with cluster.connect(config.SCHEDULER, config.DASK_WORKERS) as client:
-            prediction, confidence = cluster.predict_map(
-                client, path, padded, valid, codes, p, fully_convolutional=meta.get("padding") == "valid",
-                chunk=config.PREDICT_CHUNK, batch_size=config.PREDICT_BATCH, tile_mb=config.PREDICT_TILE_MB,
-                scratch=out)
+        prediction, confidence = predict_on_dask(path, meta, padded, valid, codes, out / "probabilities.tif",
+                                                 dict(base), classes)
     else:
         prediction, confidence = predict_in_process(model, meta, padded, valid, codes, out / "probabilities.tif",
                                                     dict(base), classes)
@@ -173,7 +211,8 @@ def run() -> None:
 
 
 CONFIG_KEYS = ("PREDICT_MODEL", "REPORTS_DIR", "PREP_DIR", "POINTS_FORMAT", "PREDICT_DIR", "PREDICT_BATCH",
-               "PREDICT_TILE_MB", "WRITE_PROBABILITIES", "STRETCH_PERCENTILES")
+               "PREDICT_TILE_MB", "WRITE_PROBABILITIES", "PROBABILITY_DTYPE", "STRETCH_PERCENTILES", "PREDICT_SCENES",
+               "PREDICT_AOI", "SCENE_OFFSET", "TARGET_CRS")
 
 
 def _model_or_none() -> Path | None:
@@ -188,6 +227,9 @@ def inputs() -> list[Path]:
     files = [prep / "scene.tif", prep / "labels.tif", prep / "classes.json", prep / f"points.{config.POINTS_FORMAT}",
              Path(config.REPORTS_DIR) / "patches" / "results.csv"]
     files += [f for f in (prep / "eval_labels.tif", prep / "eval_classes.json") if f.exists()]
+    files += [Path(p) for p in config.PREDICT_SCENES if "://" not in str(p)]
+    if isinstance(config.PREDICT_AOI, (str, Path)):
+        files.append(Path(config.PREDICT_AOI))
     if model is not None:
         files += [model, model.with_suffix(".json"), model.with_name(model.stem + "_points.parquet")]
     return files

@@ -39,6 +39,7 @@ _ALTERNATIVE_TYPES: dict[str, tuple[type, ...]] = {
     "SCENE_OFFSET": (int, float, type(None)),
     "MASK_CLOUDS": (bool, str),
     "AOI": (tuple, list, Path, type(None)),
+    "PREDICT_AOI": (tuple, list, Path, type(None)),
     "EVAL_LABELS_PATH": (Path, type(None)),
     "EVAL_LABEL_ATTRIBUTE": (str, type(None)),
     "EVAL_CROSSWALK": (Path, type(None)),

@@ -68,34 +68,24 @@ def model_plugin(model_path: str | Path, fully_convolutional: bool):
     return ModelPlugin()
 
 
-def predict_chunk(padded_path: str, valid_path: str, r0: int, r1: int, c0: int, c1: int, patch_size: int,
-                  batch_size: int, tile_mb: float) -> tuple[int, int, np.ndarray, np.ndarray]:
-    """One task: predict output rows r0..r1-1, columns c0..c1-1 with the worker's model.
+def predict_chunk(padded_path: str, valid_path: str, box: tuple[int, int, int, int], patch_size: int,
+                  codes: np.ndarray, batch_size: int, tile_mb: float, probabilities: str | None = None
+                  ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, np.ndarray | None]:
+    """One task: :func:`landcover.inference.predict_box` with the worker's model, from the memory-mapped inputs.
 
     Returns:
-        ``(r0, c0, index, confidence)``: (r1 - r0, c1 - c0) class index (uint8, argmax
-        of the probabilities) and float32 highest probability.
+        ``(box, prediction, confidence, probabilities)``.
     """
     from distributed import get_worker
 
     from landcover import inference
 
     plugin = get_worker().plugins[PLUGIN]
-    padded = np.load(padded_path, mmap_mode="r")[r0:r1 + patch_size - 1, c0:c1 + patch_size - 1]
-    valid = np.load(valid_path, mmap_mode="r")[r0:r1, c0:c1]
-    padded = np.ascontiguousarray(padded)
-    if plugin.fcn:
-        tiles = inference.fully_convolutional_tiles(plugin.model, padded, patch_size, valid, tile_mb=tile_mb,
-                                                    progress=False)
-    else:
-        tiles = inference.window_tiles(plugin.model, padded, patch_size, valid, batch_size=batch_size,
-                                       tile_mb=tile_mb, progress=False)
-    index = np.zeros(valid.shape, np.uint8)
-    confidence = np.zeros(valid.shape, np.float32)
-    for t0, t1, probs in tiles:
-        index[t0:t1] = probs.argmax(axis=-1)
-        confidence[t0:t1] = probs.max(axis=-1)
-    return r0, c0, index, confidence
+    padded = np.load(padded_path, mmap_mode="r")
+    valid = np.load(valid_path, mmap_mode="r")
+    return (box, *inference.predict_box(plugin.model, padded, valid, box, patch_size, codes,
+                                        fully_convolutional=plugin.fcn, batch_size=batch_size, tile_mb=tile_mb,
+                                        probabilities=probabilities))
 
 
 def chunks(shape: tuple[int, int], size: int) -> list[tuple[int, int, int, int]]:
@@ -140,7 +130,8 @@ def connect(scheduler: str, workers: int) -> Iterator[object]:
 
 def predict_map(client, model_path: Path, padded: np.ndarray, valid: np.ndarray, codes: np.ndarray,
                 patch_size: int, *, fully_convolutional: bool, chunk: int, batch_size: int, tile_mb: float,
-                scratch: Path) -> tuple[np.ndarray, np.ndarray]:
+                scratch: Path, probabilities: str | None = None, probability_sink=None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """The class and confidence maps of a scene, predicted chunk by chunk on the cluster.
 
     Args:
@@ -148,30 +139,43 @@ def predict_map(client, model_path: Path, padded: np.ndarray, valid: np.ndarray,
         valid: (rows, cols) bool.
         codes: (classes,) code of each model output.
         scratch: folder for the memory-mapped inputs the workers read (removed afterwards).
+        probabilities, probability_sink: with a dtype (``"uint8"``, ``"float32"``), each
+            chunk's (rows, cols, classes) probabilities go to ``probability_sink(r0, c0, probs)``.
 
     Returns:
         ``(prediction, confidence)`` as :func:`landcover.inference.map_from_tiles`.
     """
     from distributed import as_completed
 
-    client.register_plugin(model_plugin(Path(model_path).resolve(), fully_convolutional))
-    scratch.mkdir(parents=True, exist_ok=True)
-    padded_path, valid_path = scratch / f".padded-{os.getpid()}.npy", scratch / f".valid-{os.getpid()}.npy"
-    np.save(padded_path, np.ascontiguousarray(padded, np.float32))
-    np.save(valid_path, valid)
+    register_model(client, model_path, fully_convolutional)
     prediction = np.zeros(valid.shape, np.uint16)
     confidence = np.zeros(valid.shape, np.float32)
-    try:
-        futures = [client.submit(predict_chunk, str(padded_path), str(valid_path), *box, patch_size, batch_size,
-                                 tile_mb, pure=False) for box in chunks(valid.shape, chunk)]
+    with scratch_inputs(scratch, padded, valid) as (padded_path, valid_path):
+        futures = [client.submit(predict_chunk, padded_path, valid_path, box, patch_size, codes, batch_size,
+                                 tile_mb, probabilities, pure=False) for box in chunks(valid.shape, chunk)]
         for future in tqdm(as_completed(futures), total=len(futures), desc="predicting chunks on Dask",
                            unit="chunk", disable=None):
-            r0, c0, index, conf = future.result()
-            r1, c1 = r0 + index.shape[0], c0 + index.shape[1]
-            inside = valid[r0:r1, c0:c1]
-            prediction[r0:r1, c0:c1] = np.where(inside, codes[index], 0)
-            confidence[r0:r1, c0:c1] = np.where(inside, conf, 0)
+            (r0, r1, c0, c1), pred, conf, probs = future.result()
+            prediction[r0:r1, c0:c1], confidence[r0:r1, c0:c1] = pred, conf
+            if probability_sink is not None:
+                probability_sink(r0, c0, probs)
+    return prediction, confidence
+
+
+def register_model(client, model_path: Path, fully_convolutional: bool) -> None:
+    """Load the model once on every worker, present and future (a worker plugin)."""
+    client.register_plugin(model_plugin(Path(model_path).resolve(), fully_convolutional))
+
+
+@contextlib.contextmanager
+def scratch_inputs(scratch: Path, padded: np.ndarray, valid: np.ndarray) -> Iterator[tuple[str, str]]:
+    """``padded`` and ``valid`` saved as ``.npy`` files in ``scratch`` for the workers to memory-map; removed after."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    padded_path, valid_path = scratch / f".padded-{os.getpid()}.npy", scratch / f".valid-{os.getpid()}.npy"
+    try:
+        np.save(padded_path, np.ascontiguousarray(padded, np.float32))
+        np.save(valid_path, valid)
+        yield str(padded_path), str(valid_path)
     finally:
         padded_path.unlink(missing_ok=True)
         valid_path.unlink(missing_ok=True)
-    return prediction, confidence

@@ -115,6 +115,60 @@ def map_from_tiles(tiles: Iterator[tuple[int, int, np.ndarray]], shape: tuple[in
     return prediction, confidence
 
 
+PROBABILITY_DTYPES = ("uint8", "float32")
+
+
+def probability_values(probs: np.ndarray, dtype: str) -> np.ndarray:
+    """Probabilities as stored: ``"uint8"`` (round(p x 255), 1 byte a value) or ``"float32"``."""
+    if dtype == "uint8":
+        return np.rint(probs * 255).astype(np.uint8)
+    if dtype == "float32":
+        return probs.astype(np.float32)
+    raise ValueError(f"PROBABILITY_DTYPE={dtype!r}: expected one of {PROBABILITY_DTYPES}")
+
+
+def predict_box(model, padded: np.ndarray, valid: np.ndarray, box: tuple[int, int, int, int], patch_size: int,
+                codes: np.ndarray, *, fully_convolutional: bool, batch_size: int, tile_mb: float,
+                probabilities: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Predict the output rows r0..r1-1 and columns c0..c1-1 of a scene: one chunk.
+
+    The chunk's windows are cut from ``padded`` with a halo of the patch radius,
+    so its labels are those of the whole-scene prediction.
+
+    Args:
+        model: the patch CNN, or with ``fully_convolutional`` its fully convolutional form.
+        padded: (rows + p - 1, cols + p - 1, bands) channels-last, e.g. a memory-mapped ``.npy``.
+        valid: (rows, cols) bool of the whole scene.
+        box: ``(r0, r1, c0, c1)``.
+        codes: (classes,) class code of each model output.
+        probabilities: None, or the dtype of the returned probabilities (:func:`probability_values`).
+
+    Returns:
+        ``(prediction, confidence, probs)``: (r1 - r0, c1 - c0) uint16 codes (0 where
+        not valid), float32 highest probability (0 where not valid), and
+        (r1 - r0, c1 - c0, classes) probabilities or None.
+    """
+    r0, r1, c0, c1 = box
+    part = np.ascontiguousarray(padded[r0:r1 + patch_size - 1, c0:c1 + patch_size - 1], np.float32)
+    inside = np.asarray(valid[r0:r1, c0:c1])
+    if fully_convolutional:
+        tiles = fully_convolutional_tiles(model, part, patch_size, inside, tile_mb=tile_mb, progress=False)
+    else:
+        tiles = window_tiles(model, part, patch_size, inside, batch_size=batch_size, tile_mb=tile_mb,
+                             progress=False)
+    prediction = np.zeros(inside.shape, np.uint16)
+    confidence = np.zeros(inside.shape, np.float32)
+    probs_out = None
+    for t0, t1, probs in tiles:
+        prediction[t0:t1] = np.where(inside[t0:t1], codes[probs.argmax(axis=-1)], 0)
+        confidence[t0:t1] = np.where(inside[t0:t1], probs.max(axis=-1), 0)
+        if probabilities is not None:
+            if probs_out is None:
+                probs_out = np.zeros((*inside.shape, probs.shape[-1]), probabilities)
+            probs_out[t0:t1] = probability_values(probs, probabilities)
+    return prediction, confidence, probs_out
+
+
 def predict_rows_batch1(model, padded: np.ndarray, patch_size: int, n_rows: int) -> float:
     """The study's method, for benchmarks: each row's patches, ``predict(batch_size=1)``.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Iterator
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from scipy import ndimage
 from affine import Affine
 from rasterio.crs import CRS
@@ -373,3 +375,43 @@ def tile_writer(path: Path, profile: dict, count: int, dtype: str, descriptions:
 
             yield write
     log.info("wrote %s (%d bands, written by tiles)", path, count)
+
+
+@contextlib.contextmanager
+def chunk_writer(path: Path, profile: dict, count: int, dtype: str, descriptions: list[str] | None = None,
+                 colormap: dict[int, tuple[int, int, int, int]] | None = None, nodata: float | None = None,
+                 cog: bool = True, overview_resampling: str = "nearest"):
+    """A GeoTIFF written chunk by chunk, in any order: yields ``write(r0, c0, array)``.
+
+    ``array`` is (rows, cols) or channels-last (rows, cols, count), as chunk
+    predictions come. The chunks go into a temporary tiled GeoTIFF; with
+    ``cog`` it is then converted by GDAL's COG driver (256 px tiles, deflate,
+    overviews made with ``overview_resampling``) and the temporary file
+    removed. The result is renamed to ``path`` only when the block ends without
+    error: an interrupted run leaves no file under the final name.
+    """
+    path = Path(path)
+    prof = dict(profile, driver="GTiff", count=count, dtype=dtype, nodata=nodata, compress="deflate", tiled=True,
+                blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
+    prof.pop("blocksize", None)
+    tmp = path.with_name(f".{path.stem}.chunks-{os.getpid()}.tif")
+    with atomic_write(path) as final, contextlib.ExitStack() as cleanup:
+        cleanup.callback(tmp.unlink, missing_ok=True)
+        with rasterio.open(tmp, "w", **prof) as dst:
+            if colormap:
+                dst.write_colormap(1, colormap)
+            for i, name in enumerate(descriptions or [], start=1):
+                dst.set_band_description(i, name)
+
+            def write(r0: int, c0: int, array: np.ndarray) -> None:
+                block = array[np.newaxis] if array.ndim == 2 else np.moveaxis(array, -1, 0)
+                dst.write(block.astype(dtype, copy=False), window=Window(c0, r0, block.shape[2], block.shape[1]))
+
+            yield write
+        if cog:
+            rasterio.shutil.copy(tmp, final, driver="COG", blocksize=256, compress="deflate",
+                                 resampling=overview_resampling, predictor="YES", BIGTIFF="IF_SAFER")
+        else:
+            os.replace(tmp, final)
+    log.info("wrote %s (%d band(s), %dx%d, by chunks%s)", path, count, prof["width"], prof["height"],
+             ", Cloud-Optimised" if cog else "")

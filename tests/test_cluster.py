@@ -119,3 +119,23 @@ def test_dask_is_not_imported_without_a_scheduler():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_scenes_on_dask_equal_the_in_process_maps(tmp_path, client):
+    """Two scenes in UTM zones of their own, prepared on the workers: the in-process maps, the same mosaic."""
+    import rasterio
+
+    from tests.test_scene_maps import run_scenes, tiny_model, two_zones
+
+    a, b = two_zones(tmp_path / "products")
+    path, model, meta = tiny_model(tmp_path, "valid")
+    here = run_scenes([a, b], path, model, meta, tmp_path / "here", probabilities="uint8")
+    there = run_scenes([a, b], path, None, meta, tmp_path / "dask", client=client, probabilities="uint8", chunk=24)
+    for one, other in zip(here, there):
+        for name in ("prediction.tif", "probabilities.tif"):
+            with rasterio.open(one / name) as x, rasterio.open(other / name) as y:
+                assert (x.crs, x.transform) == (y.crs, y.transform) and np.array_equal(x.read(), y.read())
+        assert not list(other.glob(".*"))
+    with rasterio.open(tmp_path / "here" / "mosaic.vrt") as x, rasterio.open(tmp_path / "dask" / "mosaic.vrt") as y:
+        assert np.array_equal(x.read(), y.read())

@@ -72,11 +72,20 @@ def test_train_sweep_then_whole_scene_maps(tmp_path, tiny_demo, padding):
     assert classes["map_share"].sum() == pytest.approx(1) and classes["area_km2"].sum() == pytest.approx(
         overall["area_km2"] - unassessed)
     assert (assessment["sample"] == (accuracy.SIMPLE_RANDOM if best["split"] == "random" else accuracy.BLOCKS)).all()
-    if padding == "valid":  # the probability stack: one band per class, summing to 1 where predicted
+    if padding == "valid":  # the probability stack: one uint8 band per class (p x 255), summing to 255
         with rasterio.open(out / "probabilities.tif") as src:
             probs = src.read()
-        assert probs.shape[0] == len(meta["classes"])
-        assert np.allclose(probs.sum(axis=0)[prediction > 0], 1, atol=1e-4)
+        assert probs.shape[0] == len(meta["classes"]) and probs.dtype == np.uint8
+        assert np.abs(probs.sum(axis=0)[prediction > 0].astype(int) - 255).max() <= len(meta["classes"]) // 2 + 1
+    else:  # the training product as another scene (PREDICT_SCENES, PREDICT_AOI): prepared the same, same labels
+        model = f"{tmp_path / 'models' / out.name}.keras"
+        assert scene_maps.main([*args, "--set", f"PREDICT_SCENES=['{tiny_demo.product}']", "--set",
+                                f"PREDICT_AOI={TINY_AOI}", "--set", f"PREDICT_MODEL={model}",
+                                "--set", "PREDICT_CHUNK=100"]) == 0
+        scene_out = out / tiny_demo.product.name.removesuffix(".SAFE")
+        with rasterio.open(scene_out / "prediction.tif") as other, rasterio.open(out / "mosaic.vrt") as mosaic:
+            assert (other.crs, other.transform) == (pred.crs, pred.transform)
+            assert np.array_equal(other.read(1), prediction) and np.array_equal(mosaic.read(1), prediction)
 
 
 @pytest.mark.slow

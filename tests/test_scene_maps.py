@@ -1,0 +1,138 @@
+"""Maps of other scenes (PREDICT_SCENES): two products in UTM zones of their own, stamps, restarts, the mosaic."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.crs import CRS
+from rasterio.warp import transform as warp_transform
+
+import config
+from landcover import inference, models, scene_maps
+from tests.test_products import _tile
+
+BANDS = ["B02", "B03", "B04", "B08"]
+CODES = np.array([211, 231, 311])
+
+
+def two_zones(root):
+    """Two 60 x 40 px products either side of 0 degrees east: one in UTM 30N, one in UTM 31N."""
+    utm30, utm31 = CRS.from_epsg(32630), CRS.from_epsg(32631)
+    x30, y30 = warp_transform("EPSG:4326", utm30, [0.0], [50.0])
+    x31, y31 = warp_transform("EPSG:4326", utm31, [0.0], [50.0])
+    a = _tile(root / "a", "S2A_MSIL2A_20230101T110621_N0509_R037_T30UYA_20230101T1", utm30,
+              round(x30[0] / 10) * 10 - 1000, round(y30[0] / 10) * 10 + 200, 60, 40)
+    b = _tile(root / "b", "S2A_MSIL2A_20230101T110621_N0509_R037_T31UCR_20230101T1", utm31,
+              round(x31[0] / 10) * 10 + 400, round(y31[0] / 10) * 10 + 200, 60, 40)
+    return a, b
+
+
+def tiny_model(tmp_path, padding="same"):
+    models.seed_keras(5, True, "float32")
+    model = models.build_patch_cnn(5, 4, 3, padding=padding, filters=(4, 8), dense=16)
+    meta = {"patch_size": 5, "padding": padding, "bands": BANDS, "mean": [2000.0] * 4, "std": [800.0] * 4,
+            "classes": [{"code": int(c), "name": f"class {c}"} for c in CODES]}
+    path = tmp_path / f"cnn_{padding}.keras"
+    models.save_model(path, model, meta)
+    return path, *models.load_model(path)
+
+
+def run_scenes(sources, path, model, meta, out, client=None, probabilities=None, chunk=16):
+    return scene_maps.predict_scenes(
+        sources, path, model, meta, scene_maps.preparation(meta, config), CODES,
+        {int(c): (50 * i, 100, 200, 255) for i, c in enumerate(CODES)}, [f"class {c}" for c in CODES], out,
+        client=client, chunk=chunk, batch_size=64, tile_mb=1, probabilities=probabilities)
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    return two_zones(tmp_path_factory.mktemp("zones"))
+
+
+@pytest.mark.slow
+def test_two_scenes_in_their_own_zones_and_the_mosaic_covers_both(tmp_path, scenes):
+    a, b = scenes
+    path, model, meta = tiny_model(tmp_path)
+    folders = run_scenes([a, b], path, model, meta, tmp_path / "maps")
+    assert [f.name for f in folders] == [a.stem, b.stem]
+    maps = []
+    for folder, source, epsg in zip(folders, (a, b), (32630, 32631)):
+        with rasterio.open(folder / "prediction.tif") as pred, \
+                rasterio.open(next(source.rglob("*_B02_10m.tif"))) as band:
+            # each scene on its own product grid, in its own UTM zone: no resampling
+            assert pred.crs.to_epsg() == epsg and pred.transform == band.transform and pred.shape == band.shape
+            assert pred.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and pred.colormap(1)[211][3] == 255
+            maps.append((pred.read(1), pred.transform, pred.crs))
+        assert (maps[-1][0] > 0).all() and set(np.unique(maps[-1][0])) <= set(CODES)
+        # the chunked map (16 px chunks, halos across chunk edges) is the whole-scene per-patch prediction
+        info = scene_maps.prepare(str(source), scene_maps.preparation(meta, config), meta["mean"], meta["std"], 5,
+                                  str(tmp_path / "check" / folder.name))
+        padded, valid = np.load(info["padded"]), np.load(info["valid"])
+        expected, _ = inference.map_from_tiles(inference.window_tiles(model, padded, 5, valid, batch_size=64),
+                                               valid.shape, CODES, valid)
+        assert np.array_equal(maps[-1][0], expected)
+        stamp = json.loads((folder / scene_maps.STAMP).read_text())
+        assert stamp["source"] == str(source) and stamp["settings"]["BANDS"] == BANDS
+        assert not list(folder.glob(".*"))  # no scratch input or temporary file left
+    # the mosaic: in the first scene's CRS, covering both, the second scene warped into it
+    with rasterio.open(tmp_path / "maps" / "mosaic.vrt") as mosaic:
+        assert mosaic.crs.to_epsg() == 32630 and mosaic.colormap(1)[231][3] == 255
+        whole = mosaic.read(1)
+        for labels, transform, crs in maps:
+            rows, cols = np.mgrid[0:40:7, 0:60:7]
+            xs, ys = rasterio.transform.xy(transform, rows.ravel(), cols.ravel())
+            mx, my = warp_transform(crs, mosaic.crs, xs, ys)
+            r, c = rasterio.transform.rowcol(mosaic.transform, mx, my)
+            agree = whole[np.asarray(r), np.asarray(c)] == labels[rows.ravel(), cols.ravel()]
+            assert agree.mean() > 0.9  # nearest neighbour: exact but where a point falls on a pixel's edge
+        covered = (whole > 0).sum()
+        assert 0.97 * 4800 < covered < 1.03 * 4800  # both scenes' 2400 pixels, the warped one +-
+    with rasterio.open(tmp_path / "maps" / "confidence_mosaic.vrt") as conf:
+        assert conf.read(1).max() <= 1 and (conf.read(1) > 0).sum() == covered
+
+
+@pytest.mark.slow
+def test_restart_skips_finished_scenes_and_a_failed_scene_leaves_no_output(tmp_path, scenes):
+    a, b = scenes
+    path, model, meta = tiny_model(tmp_path)
+    broken = tmp_path / "S2B_MSIL2A_broken.SAFE"
+    broken.mkdir()
+    with pytest.raises((FileNotFoundError, ValueError), match="S2B_MSIL2A_broken"):
+        run_scenes([a, broken], path, model, meta, tmp_path / "maps")
+    done = tmp_path / "maps" / a.stem
+    assert (done / scene_maps.STAMP).exists()  # the scene before the failure is complete and stamped
+    failed = tmp_path / "maps" / broken.stem
+    assert not failed.exists() or not [f for f in failed.rglob("*") if f.is_file()]
+    first = (done / "prediction.tif").stat().st_mtime_ns
+    # restarted with the failed scene replaced: the finished one is skipped, the new one mapped
+    run_scenes([a, b], path, model, meta, tmp_path / "maps")
+    assert (done / "prediction.tif").stat().st_mtime_ns == first
+    assert (tmp_path / "maps" / b.stem / scene_maps.STAMP).exists()
+    # a changed setting voids the stamp: the scene is mapped again
+    run_scenes([a], path, model, meta, tmp_path / "maps", probabilities="uint8")
+    assert (done / "prediction.tif").stat().st_mtime_ns != first
+    with rasterio.open(done / "probabilities.tif") as src:
+        probs = src.read()
+    assert probs.dtype == np.uint8 and probs.shape[0] == 3
+    assert np.abs(probs.sum(axis=0).astype(int) - 255).max() <= 2  # p x 255, rounded per class
+    # a truncated output is not taken for a finished one
+    (done / "confidence.tif").write_bytes(b"")
+    stamp = json.loads((done / scene_maps.STAMP).read_text())
+    stamp.pop("outputs")
+    assert not scene_maps.finished(done, stamp)
+
+
+def test_scene_ids_are_unique_folder_names(tmp_path):
+    ids = scene_maps.scene_ids([tmp_path / "S2A_X.SAFE", "https://earth-search/items/S2B_Y.json", tmp_path / "S2A_X.SAFE"])
+    assert ids == ["S2A_X", "S2B_Y", "S2A_X_2"]
+
+
+def test_scenes_are_prepared_as_the_models_training_scene(monkeypatch):
+    meta = {"bands": BANDS, "config": {"HARMONIZE": True, "MASK_CLOUDS": False, "RESOLUTION": 10}}
+    monkeypatch.setattr(config, "MASK_CLOUDS", True)
+    settings = scene_maps.preparation(meta, config)
+    assert settings["MASK_CLOUDS"] is False and settings["BANDS"] == BANDS
+    assert settings["CLOUD_THRESHOLD"] == config.CLOUD_THRESHOLD  # not in the model's config: the current value
