@@ -12,7 +12,9 @@ Inputs:  BIGEARTH_PATH (v1.0 or v2.0 layout; the demo archive is generated when
          missing), PREP_DIR/classes.json (with BIGEARTH_CLASSES = "scene")
 Patches are written in the scene's radiometric convention (HARMONIZE: int16,
 10000 x reflectance; BIGEARTH_OFFSET is added first, 0 for v1 and v2), so that
-transfer compares like with like.
+transfer compares like with like. With SCHEDULER ("local" or a scheduler's
+address) batches of patches are read on Dask workers and taken in archive
+order: the same shards and manifest as a serial run.
 
 Outputs (BIGEARTH_DIR): shard_<k>_x.npy (n, 120, 120, bands) int16 channels-last,
          shard_<k>_y.npy labels, manifest.parquet (patch, shard, index, labels),
@@ -20,11 +22,12 @@ Outputs (BIGEARTH_DIR): shard_<k>_x.npy (n, 120, 120, bands) int16 channels-last
          read_bigearth_config.json
 Config keys: BIGEARTH_PATH, BIGEARTH_CLOUD_LIST, BIGEARTH_SNOW_LIST, BIGEARTH_DIR,
     BIGEARTH_CLASSES, BIGEARTH_LABELS, BIGEARTH_SHARD_SIZE, BIGEARTH_MAX_PATCHES, BIGEARTH_OFFSET,
-    BANDS, PREP_DIR, DEMO_DIR, SEED.
+    BANDS, PREP_DIR, DEMO_DIR, SEED, SCHEDULER, DASK_WORKERS.
 Run:
     python read_bigearth.py [--set BIGEARTH_PATH=/data/BigEarthNet-v1.0 --set BIGEARTH_LABELS=multi]
 """
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -52,10 +55,16 @@ def run() -> None:
         raise ValueError(f"BIGEARTH_SHARD_SIZE={config.BIGEARTH_SHARD_SIZE}: expected a positive number of patches")
     targets = target_classes()
     demo.ensure_bigearth_demo(config.BIGEARTH_PATH, config.DEMO_DIR, config.SEED)
-    manifest = bigearth.write_shards(
-        config.BIGEARTH_PATH, config.BIGEARTH_DIR, list(config.BANDS), targets, config.BIGEARTH_LABELS,
-        config.BIGEARTH_SHARD_SIZE, config.BIGEARTH_CLOUD_LIST, config.BIGEARTH_SNOW_LIST, config.BIGEARTH_MAX_PATCHES,
-        config.BIGEARTH_OFFSET)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if config.SCHEDULER is not None:  # batches of patches read on the workers, taken in archive order
+            from landcover import cluster
+
+            client = stack.enter_context(cluster.connect(config.SCHEDULER, config.DASK_WORKERS))
+        manifest = bigearth.write_shards(
+            config.BIGEARTH_PATH, config.BIGEARTH_DIR, list(config.BANDS), targets, config.BIGEARTH_LABELS,
+            config.BIGEARTH_SHARD_SIZE, config.BIGEARTH_CLOUD_LIST, config.BIGEARTH_SNOW_LIST,
+            config.BIGEARTH_MAX_PATCHES, config.BIGEARTH_OFFSET, client=client)
     if manifest["counts"]["kept"] == 0:
         raise ValueError(f"{config.BIGEARTH_PATH}: no patch has a label among the classes {targets}; "
                          "check BIGEARTH_CLASSES")

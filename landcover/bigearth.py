@@ -131,9 +131,65 @@ def read_patch(patch: Patch, bands: list[str]) -> tuple[np.ndarray, list[str]]:
     return x, list(meta["labels"])
 
 
+def read_batch(patches: list[Patch], bands: list[str], targets: list[int], layout: str, policy: str,
+               offset: float) -> list[tuple]:
+    """Read a batch of patches: one task (on a Dask worker, or in the stage's process).
+
+    Returns:
+        One entry per patch, in order: ``("kept", name, x, y, codes)`` with x
+        (120, 120, bands) int16 channels-last in the scene's convention and y
+        the label (``first``: int16 code; ``multi``: multi-hot uint8),
+        ``("unreadable", name, reason)`` or ``("no_label", name)``.
+    """
+    out: list[tuple] = []
+    for patch in patches:
+        try:
+            x, names = read_patch(patch, bands)
+        except (OSError, ValueError, KeyError, rasterio.errors.RasterioError) as err:
+            out.append(("unreadable", patch.name, " ".join(str(err).split())[:200]))
+            continue
+        codes = map_labels(names, targets, layout)
+        if not codes:
+            out.append(("no_label", patch.name))
+            continue
+        # the scene's convention; BigEarthNet sets no nodata, so a 0 DN is a 0 reflectance here
+        x = np.moveaxis(products.harmonise(x, np.ones(x.shape, bool), offset, 10000.0), 0, -1)
+        y = np.int16(codes[0]) if policy == "first" else np.isin(targets, codes).astype(np.uint8)
+        out.append(("kept", patch.name, x, y, codes))
+    return out
+
+
+def _batches_in_order(batches: list[list[Patch]], args: tuple, client=None, in_flight: int | None = None):
+    """Yield :func:`read_batch` of each batch, in order: in this process, or on Dask with a bounded
+    number of batches in flight (so finished batches do not pile up in memory)."""
+    if client is None:
+        for batch in batches:
+            yield read_batch(batch, *args)
+        return
+    from collections import deque
+
+    in_flight = in_flight or 2 * max(1, sum(client.nthreads().values()))
+    pending: deque = deque()
+    queue = iter(batches)
+    try:
+        for batch in queue:
+            pending.append(client.submit(read_batch, batch, *args, pure=False))
+            if len(pending) >= in_flight:
+                break
+        while pending:
+            result = pending.popleft().result()
+            batch = next(queue, None)
+            if batch is not None:
+                pending.append(client.submit(read_batch, batch, *args, pure=False))
+            yield result
+    finally:
+        for future in pending:  # stopped early (BIGEARTH_MAX_PATCHES) or failed
+            future.cancel()
+
+
 def write_shards(root: Path, out_dir: Path, bands: list[str], targets: list[int], policy: str, shard_size: int,
                  cloud_list: Path | None = None, snow_list: Path | None = None,
-                 max_patches: int | None = None, offset: float = 0.0) -> dict:
+                 max_patches: int | None = None, offset: float = 0.0, client=None, batch_size: int = 64) -> dict:
     """Read an archive into shards of ``shard_size`` patches; see the module docstring.
 
     Args:
@@ -149,6 +205,9 @@ def write_shards(root: Path, out_dir: Path, bands: list[str], targets: list[int]
             :data:`landcover.products.CONVENTION` (0 for v1 and v2, stored as
             10000 x reflectance). Patches are written through the same
             :func:`landcover.products.harmonise` as the scene, as int16.
+        client: a ``distributed.Client``: batches of ``batch_size`` patches are
+            read on its workers; their results are taken in archive order, so
+            the shards and the manifest are those of a serial run.
 
     Returns:
         The manifest (also written as ``manifest.json``).
@@ -174,33 +233,44 @@ def write_shards(root: Path, out_dir: Path, bands: list[str], targets: list[int]
                 np.save(tmp, array)
         xs, ys, shard = [], [], shard + 1
 
-    for patch in tqdm(patches, desc="reading BigEarthNet", unit="patch", disable=None):
+    candidates = []
+    for patch in patches:
         if patch.cloudy or patch.name in cloudy:
             counts.cloud_or_shadow += 1
-            continue
-        if patch.snowy or patch.name in snowy:
+        elif patch.snowy or patch.name in snowy:
             counts.snow += 1
-            continue
-        try:
-            x, names = read_patch(patch, bands)
-        except (OSError, ValueError, KeyError, rasterio.errors.RasterioError) as err:
-            counts.unreadable += 1
-            if len(counts.unreadable_examples) < 10:
-                counts.unreadable_examples.append(f"{patch.name}: {' '.join(str(err).split())[:200]}")
-            continue
-        codes = map_labels(names, targets, layout)
-        if not codes:
-            counts.no_label += 1
-            continue
-        # the scene's convention; BigEarthNet sets no nodata, so a 0 DN is a 0 reflectance here
-        xs.append(np.moveaxis(products.harmonise(x, np.ones(x.shape, bool), offset, 10000.0), 0, -1))
-        ys.append(np.int16(codes[0]) if policy == "first" else np.isin(targets, codes).astype(np.uint8))
-        rows.append({"patch": patch.name, "shard": shard, "index": len(xs) - 1, "labels": " ".join(map(str, codes))})
-        counts.kept += 1
-        if len(xs) == shard_size:
-            flush()
-        if max_patches is not None and counts.kept >= max_patches:
-            break
+        else:
+            candidates.append(patch)
+    batches = [candidates[i:i + batch_size] for i in range(0, len(candidates), batch_size)]
+    bar = tqdm(total=len(candidates), desc="reading BigEarthNet" + (" on Dask" if client is not None else ""),
+               unit="patch", disable=None)
+    results = _batches_in_order(batches, (bands, targets, layout, policy, offset), client)
+    try:
+        for batch in results:
+            for entry in batch:
+                bar.update()
+                if entry[0] == "unreadable":
+                    counts.unreadable += 1
+                    if len(counts.unreadable_examples) < 10:
+                        counts.unreadable_examples.append(f"{entry[1]}: {entry[2]}")
+                    continue
+                if entry[0] == "no_label":
+                    counts.no_label += 1
+                    continue
+                _, name, x, y, codes = entry
+                xs.append(x)
+                ys.append(y)
+                rows.append({"patch": name, "shard": shard, "index": len(xs) - 1, "labels": " ".join(map(str, codes))})
+                counts.kept += 1
+                if len(xs) == shard_size:
+                    flush()
+                if max_patches is not None and counts.kept >= max_patches:
+                    break
+            if max_patches is not None and counts.kept >= max_patches:
+                break
+    finally:
+        results.close()
+        bar.close()
     flush()
     seconds = time.perf_counter() - start
     manifest = {"layout": layout, "source": str(root), "bands": bands, "classes": targets, "policy": policy,

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from landcover import cluster, inference, models, patch_data
+from tests.test_bigearth import tiny_archive  # noqa: F401  (a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -66,12 +67,9 @@ def test_chunks_cover_the_scene_once():
         cluster.chunks((5, 5), 0)
 
 
-@pytest.mark.slow
-def test_a_worker_killed_mid_run_costs_only_its_task(tmp_path, client):
-    """A worker that dies while predicting a chunk: Dask reruns the chunk elsewhere, the map is the same."""
+def kill_once(task: str, marker: Path):
+    """A worker plugin that kills its worker process (``os._exit``) when the first ``task`` starts executing."""
     from distributed import WorkerPlugin
-
-    marker = tmp_path / "killed"
 
     class KillOnce(WorkerPlugin):
         name = "kill-once"
@@ -79,10 +77,17 @@ def test_a_worker_killed_mid_run_costs_only_its_task(tmp_path, client):
         def transition(self, key, start, finish, **kwargs):
             import os
 
-            if finish == "executing" and "predict_chunk" in str(key) and not marker.exists():
+            if finish == "executing" and task in str(key) and not marker.exists():
                 marker.touch()
                 os._exit(1)  # the worker process dies mid-task; its nanny starts a new one
 
+    return KillOnce()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_costs_only_its_task(tmp_path, client):
+    """A worker that dies while predicting a chunk: Dask reruns the chunk elsewhere, the map is the same."""
+    marker = tmp_path / "killed"
     rng = np.random.default_rng(1)
     scene = rng.integers(200, 3000, (4, 40, 40)).astype(np.int16)
     valid = np.ones((40, 40), bool)
@@ -91,7 +96,7 @@ def test_a_worker_killed_mid_run_costs_only_its_task(tmp_path, client):
     codes = np.array([211, 231, 311], np.uint16)
     expected, _ = inference.map_from_tiles(inference.window_tiles(model, padded, 5, valid, batch_size=64),
                                            valid.shape, codes, valid)
-    client.register_plugin(KillOnce())
+    client.register_plugin(kill_once("predict_chunk", marker))
     try:
         got, _ = cluster.predict_map(client, path, padded, valid, codes, 5, fully_convolutional=False, chunk=10,
                                      batch_size=64, tile_mb=1, scratch=tmp_path / "scratch")
@@ -139,3 +144,51 @@ def test_scenes_on_dask_equal_the_in_process_maps(tmp_path, client):
         assert not list(other.glob(".*"))
     with rasterio.open(tmp_path / "here" / "mosaic.vrt") as x, rasterio.open(tmp_path / "dask" / "mosaic.vrt") as y:
         assert np.array_equal(x.read(), y.read())
+
+
+def test_bigearth_read_on_dask_gives_the_serial_shards(tmp_path, client, tiny_archive):
+    """Batches of patches read on the workers, taken in archive order: the serial run's shards and manifest."""
+    import pandas as pd
+
+    from landcover import bigearth
+
+    kwargs = dict(bands=["B02", "B03", "B04", "B08"], targets=[211, 231, 324], policy="first", shard_size=1)
+    serial = bigearth.write_shards(tiny_archive, tmp_path / "serial", **kwargs)
+    parallel = bigearth.write_shards(tiny_archive, tmp_path / "dask", client=client, batch_size=1, **kwargs)
+    for key in ("counts", "shards", "bands", "classes"):
+        assert serial[key] == parallel[key]
+    assert serial["shards"] == 2 and serial["counts"]["unreadable"] == 2  # several shards, bad patches
+    for name in sorted(p.name for p in (tmp_path / "serial").glob("shard_*.npy")):
+        assert np.array_equal(np.load(tmp_path / "serial" / name), np.load(tmp_path / "dask" / name)), name
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "serial" / "manifest.parquet"),
+                                  pd.read_parquet(tmp_path / "dask" / "manifest.parquet"))
+    # stopped early (BIGEARTH_MAX_PATCHES): the serial run's first patches, the batches in flight cancelled
+    early = bigearth.write_shards(tiny_archive, tmp_path / "early", client=client, batch_size=1, max_patches=1,
+                                  **kwargs)
+    assert early["counts"]["kept"] == 1
+    assert pd.read_parquet(tmp_path / "early" / "manifest.parquet")["patch"].tolist() == \
+        pd.read_parquet(tmp_path / "serial" / "manifest.parquet")["patch"].tolist()[:1]
+
+
+@pytest.mark.slow
+def test_a_worker_killed_while_preparing_a_scene_changes_nothing(tmp_path, client):
+    """A worker dies mid-way through preparing a scene: Dask reruns it; the maps are the undisturbed run's and
+    no partial file is left."""
+    import rasterio
+
+    from tests.test_scene_maps import run_scenes, tiny_model, two_zones
+
+    a, b = two_zones(tmp_path / "products")
+    path, model, meta = tiny_model(tmp_path)
+    here = run_scenes([a, b], path, model, meta, tmp_path / "here")
+    marker = tmp_path / "killed"
+    client.register_plugin(kill_once("prepare", marker))
+    try:
+        there = run_scenes([a, b], path, None, meta, tmp_path / "dask", client=client)
+    finally:
+        client.unregister_worker_plugin("kill-once")
+    assert marker.exists()
+    for one, other in zip(here, there):
+        with rasterio.open(one / "prediction.tif") as x, rasterio.open(other / "prediction.tif") as y:
+            assert np.array_equal(x.read(), y.read())
+        assert not list(other.glob(".*"))
