@@ -215,6 +215,10 @@ PREDICT_DIR = ROOT / "data" / "predictions"
 # Patches per predict call, and memory (MB) for the patches cut at once.
 PREDICT_BATCH = 2048
 PREDICT_TILE_MB = 256
+# Also map the AOI with the per-pixel experiment's random forest and MLP-Pixel
+# (run 1 of the mapped CNN's split, saved by test_segment.py), through the same
+# path (a halo of 0), and draw the three maps side by side.
+PIXEL_MAPS = True
 # Also write the full class-probability stack (one band per class), as
 # PROBABILITY_DTYPE: "uint8" (round(p x 255): 1 byte a value) or "float32".
 WRITE_PROBABILITIES = False

@@ -48,7 +48,8 @@ import numpy as np
 import pandas as pd
 
 import config
-from landcover import accuracy, cli, evaluation, inference, labels, legend, models, patch_data, plots, rasters, sampling
+from landcover import (accuracy, cli, evaluation, inference, labels, legend, models, patch_data, pixel_maps, plots,
+                       rasters, sampling)
 
 log = logging.getLogger("test_patches")
 
@@ -130,11 +131,40 @@ def map_scenes(path: Path, model, meta: dict) -> None:
 
 def run() -> None:
     path = chosen_model()
-    prep = Path(config.PREP_DIR)
     model, meta = models.load_model(path)
     inference.probability_values(np.zeros(1), config.PROBABILITY_DTYPE)  # a bad dtype is refused before any work
     if config.PREDICT_SCENES:  # other scenes: maps only (no ground truth there)
         return map_scenes(path, model, meta)
+    mapped = map_aoi(path, model, meta)
+    out = Path(config.PREDICT_DIR) / path.stem
+    if config.PIXEL_MAPS and not pixel_maps.is_pixel_model(meta):
+        others = [pixel_maps.model_path(Path(config.MODELS_DIR), kind, meta.get("split", "?")) for kind in ("rf", "mlp")]
+        missing = [o.name for o in others if not o.exists()]
+        if missing:
+            log.info("PIXEL_MAPS: %s not in MODELS_DIR (test_segment.py saves them); mapped without them",
+                     ", ".join(missing))
+        maps = [mapped] + [map_aoi(o, *models.load_model(o)) for o in others if o.exists()]
+        if len(maps) > 1:  # the three methods side by side, with their scores
+            evaluation.write_table(pd.concat([m["table"] for m in maps], ignore_index=True), out / "maps_compared",
+                                   f"The per-pixel classifiers' maps beside {path.name}'s ({meta.get('split')} split, "
+                                   "run 1 of each)")
+            shown = {c.code: c for m in maps for c in m["shown"]}
+            plots.map_panels(out / "maps_side_by_side.png",
+                             [(mapped["truecolor"], "True colour"),
+                              (plots.label_image(mapped["truth"], list(shown.values())), "Ground truth")]
+                             + [(plots.label_image(m["prediction"], list(shown.values())),
+                                 f"{m['label']} ({m['agreement']:.1%})") for m in maps],
+                             [shown[c] for c in sorted(shown)],
+                             f"Whole-AOI maps, {meta.get('split')} split (whole-AOI agreement with the ground truth)",
+                             columns=3 if len(maps) > 1 else None)
+    cli.save_config(out, "test_patches")
+    print(mapped["table"].to_markdown(index=False, floatfmt=".3f"))
+
+
+def map_aoi(path: Path, model, meta: dict) -> dict:
+    """The training AOI's map by ``model`` (a patch CNN or a per-pixel classifier), scored and written to
+    PREDICT_DIR/<model name>/; returns what the side-by-side figure needs."""
+    prep = Path(config.PREP_DIR)
     scene, profile, valid = rasters.read_scene_filled(prep / "scene.tif")  # nodata filled for the windows
     names = rasters.band_names(prep / "scene.tif")
     truth = rasters.read_geotiff(prep / "labels.tif")[0][0]
@@ -206,13 +236,14 @@ def run() -> None:
                                                 [c.name for c in shown]), out / "per_class", "Whole-AOI per-class scores")
     plots.confusion_figure(out / "confusion_aoi.png", truth[labelled], prediction[labelled], all_codes,
                            [c.name for c in shown], f"{path.stem}, whole AOI")
-    cli.save_config(out, "test_patches")
-    print(table.to_markdown(index=False, floatfmt=".3f"))
+    label = {"pixel_rf": "Random forest", "pixel_mlp": "MLP-Pixel"}.get(meta.get("kind"), f"CNN {p}x{p}")
+    return {"prediction": prediction, "shown": shown, "truth": truth, "truecolor": truecolor, "label": label,
+            "agreement": float(aoi_scores["accuracy"]), "table": table}
 
 
 CONFIG_KEYS = ("PREDICT_MODEL", "REPORTS_DIR", "PREP_DIR", "POINTS_FORMAT", "PREDICT_DIR", "PREDICT_BATCH",
                "PREDICT_TILE_MB", "WRITE_PROBABILITIES", "PROBABILITY_DTYPE", "STRETCH_PERCENTILES", "PREDICT_SCENES",
-               "PREDICT_AOI", "SCENE_OFFSET", "TARGET_CRS")
+               "PREDICT_AOI", "SCENE_OFFSET", "TARGET_CRS", "PIXEL_MAPS", "MODELS_DIR", "SPLITS")
 
 
 def _model_or_none() -> Path | None:
@@ -230,8 +261,10 @@ def inputs() -> list[Path]:
     files += [Path(p) for p in config.PREDICT_SCENES if "://" not in str(p)]
     if isinstance(config.PREDICT_AOI, (str, Path)):
         files.append(Path(config.PREDICT_AOI))
-    if model is not None:
-        files += [model, model.with_suffix(".json"), model.with_name(model.stem + "_points.parquet")]
+    others = [pixel_maps.model_path(Path(config.MODELS_DIR), kind, split) for kind in ("rf", "mlp")
+              for split in config.SPLITS] if config.PIXEL_MAPS else []
+    for m in ([model] if model is not None else []) + others:
+        files += [m, m.with_suffix(".json"), m.with_name(m.stem + "_points.parquet")]
     return files
 
 

@@ -32,11 +32,16 @@ Outputs (REPORTS_DIR/segments/):
     per_class.csv             per-class precision/recall/F1 at the largest size (run 1)
     confusion_<classifier>_<split>.png, curves_<split>.png
     test_segment_config.json  the effective configuration
+Outputs (MODELS_DIR/): the first run of the random forest and of MLP-Pixel at the
+    largest size, per split, for whole-scene maps (test_patches.py with PIXEL_MAPS):
+    pixel_random_forest_<split>.joblib, pixel_mlp_<split>.keras, each with a .json
+    of metadata (bands, indices, feature standardisation, classes) and
+    _points.parquet (each point's side in the split)
 Config keys: PREP_DIR, SEG_DIR, POINTS_FORMAT, BANDS, INDICES, SPLITS,
     VAL_FRACTION, TEST_FRACTION, BLOCK_SIZE, TRAIN_SIZES, REPEATS, SEG_SCALE,
     SEG_MIN_SIZE, SEG_SCALES, RF_TREES, RF_TARGETS, MLP_LEARNING_RATE, MLP_DECAY,
     MLP_EPOCHS, MLP_BATCH_SIZE, MLP_PATIENCE, TF_DETERMINISTIC, PRECISION, SEED,
-    REPORTS_DIR.
+    REPORTS_DIR, MODELS_DIR.
 Run:
     python test_segment.py [--set "TRAIN_SIZES=[1000]" ...]
 """
@@ -50,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 import config
-from landcover import cli, evaluation, experiment, features, labels, plots, sampling, segmentation, splits
+from landcover import cli, evaluation, experiment, features, labels, pixel_maps, plots, sampling, segmentation, splits
 from landcover import runs as runs_
 
 log = logging.getLogger("test_segment")
@@ -58,6 +63,24 @@ log = logging.getLogger("test_segment")
 # (name in the tables, model kind, uses the segment type); the forests come from RF_TARGETS
 FORESTS = {"labels": ("Random forest", "rf"), "onehot": ("Random forest (one-hot, the study's)", "rf_onehot")}
 NETWORKS = [("MLP-Pixel", "mlp", False), ("MLP", "mlp", True)]
+
+
+# the classifiers whose first run (largest size) is saved for whole-scene maps: table name -> kind
+PIXEL_MAP_MODELS = {"Random forest": "rf", "MLP-Pixel": "mlp"}
+
+
+def save_for_maps(kind: str, res, protocol: str, seed: int, points: pd.DataFrame, classes, train: np.ndarray,
+                  val: np.ndarray, test: np.ndarray) -> None:
+    """Save a fitted per-pixel classifier with its features and each point's side in its split."""
+    path = pixel_maps.model_path(Path(config.MODELS_DIR), kind, protocol)
+    pixel_maps.save(path, kind, res.model, res.scaler, list(config.BANDS), list(config.INDICES),
+                    labels.legend.classes_to_json(classes),
+                    {"split": protocol, "seed": seed, "run": 0, "train_points": int(train.size),
+                     "scores": {"val": res.val, "test": res.test}, "config": cli.effective_config()})
+    sides = np.full(len(points), "unused", dtype=object)
+    sides[train], sides[val], sides[test] = "train", "val", "test"
+    sampling.write_points(pd.DataFrame({"point_id": points["point_id"], "side": sides}),
+                          path.with_name(path.stem + "_points.parquet"))
 
 
 def classifiers() -> list[tuple[str, str, bool]]:
@@ -140,6 +163,8 @@ def run() -> None:
                         continue
                     predictions.append(runs_.predictions("pixel", name, protocol, size, run_, points, test,
                                                          codes[y[test]], predicted))
+                    if run_ == 0 and name in PIXEL_MAP_MODELS:  # for whole-scene maps (test_patches.py)
+                        save_for_maps(PIXEL_MAP_MODELS[name], res, protocol, seed, points, classes, train, val, test)
                     if run_ == 0:
                         table = evaluation.per_class(y[test], res.test_pred, np.arange(len(codes)), names)
                         per_class.append(table.assign(code=codes, classifier=name, split=protocol))
@@ -171,7 +196,7 @@ def run() -> None:
 CONFIG_KEYS = ("PREP_DIR", "SEG_DIR", "POINTS_FORMAT", "BANDS", "INDICES", "SPLITS", "VAL_FRACTION", "TEST_FRACTION",
                "BLOCK_SIZE", "TRAIN_SIZES", "REPEATS", "SEG_SCALE", "SEG_MIN_SIZE", "SEG_SCALES", "RF_TREES",
                "RF_TARGETS", "MLP_LEARNING_RATE", "MLP_DECAY", "MLP_EPOCHS", "MLP_BATCH_SIZE", "MLP_PATIENCE",
-               "TF_DETERMINISTIC", "PRECISION", "SEED", "REPORTS_DIR")
+               "TF_DETERMINISTIC", "PRECISION", "SEED", "REPORTS_DIR", "MODELS_DIR")
 
 
 def inputs() -> list[Path]:

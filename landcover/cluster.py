@@ -55,13 +55,11 @@ def model_plugin(model_path: str | Path, fully_convolutional: bool):
 
         def setup(self, worker):
             _worker_threads()
-            import keras
-
             from landcover import models
 
             if not Path(self.path).exists():
                 raise FileNotFoundError(f"{self.path}: the model file is not readable on worker {worker.address}")
-            model = keras.models.load_model(self.path)
+            model, _ = models.load_model(self.path, threads=1)  # a patch CNN, or a per-pixel classifier
             self.model = models.fully_convolutional(model) if self.fcn else model
             self.loads += 1
 

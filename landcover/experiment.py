@@ -17,6 +17,8 @@ class RunResult:
     test: dict[str, float]
     test_pred: np.ndarray
     history: dict[str, list[float]] = field(default_factory=dict)
+    model: object = None  # the fitted classifier and the standardisation of its features
+    scaler: object = None
 
 
 def run_pixel_classifier(kind: str, x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray,
@@ -58,7 +60,7 @@ def run_pixel_classifier(kind: str, x: np.ndarray, y: np.ndarray, train: np.ndar
     else:
         raise ValueError(f"unknown classifier kind {kind!r}")
     return RunResult(evaluation.scores(y[val], pred_val, labels), evaluation.scores(y[test], pred_test, labels),
-                     pred_test, history)
+                     pred_test, history, model, scaler)
 
 
 @dataclass

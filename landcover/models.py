@@ -285,11 +285,16 @@ def load_metadata(path) -> dict:
     return json.loads(meta_path.read_text())
 
 
-def load_model(path):
-    """Load a model saved by :func:`save_model`; returns ``(model, metadata)``."""
+def load_model(path, threads: int | None = None):
+    """Load a model saved by :func:`save_model` (or a per-pixel classifier of test_segment.py, as a
+    :class:`landcover.pixel_maps.PixelClassifier`); returns ``(model, metadata)``."""
+    meta = load_metadata(path)
+    from landcover import pixel_maps
+
+    if pixel_maps.is_pixel_model(meta):
+        return pixel_maps.load(Path(path), meta, threads), meta
     import keras
 
-    meta = load_metadata(path)
     return keras.models.load_model(Path(path)), meta
 
 

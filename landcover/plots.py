@@ -89,12 +89,19 @@ def ground_truth_figure(path: Path, truecolor: np.ndarray, labels: np.ndarray,
                classes, title)
 
 
-def map_panels(path: Path, panels: list[tuple[np.ndarray, str]], classes: list[ClassInfo], title: str = "") -> None:
-    """Images side by side (each (rows, cols, 3) uint8, with its title) and the class legend; PNG."""
+def map_panels(path: Path, panels: list[tuple[np.ndarray, str]], classes: list[ClassInfo], title: str = "",
+               columns: int | None = None) -> None:
+    """Images side by side (each (rows, cols, 3) uint8, with its title), ``columns`` to a row
+    (None: all in one), and the class legend; PNG."""
     aspect = panels[0][0].shape[1] / panels[0][0].shape[0]
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(min(n * 4.5 * aspect, 9 * n) + 4, 5), constrained_layout=True)
-    for ax, (image, name) in zip(np.atleast_1d(axes), panels):
+    across = min(n, columns or n)
+    down = -(-n // across)
+    fig, axes = plt.subplots(down, across, figsize=(min(across * 4.5 * aspect, 9 * across) + 4, 5 * down),
+                             constrained_layout=True, squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.set_axis_off()
+    for ax, (image, name) in zip(axes.ravel(), panels):
         ax.imshow(image, interpolation="nearest")
         ax.set_title(name)
         ax.set_axis_off()

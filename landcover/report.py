@@ -443,7 +443,27 @@ def map_section(src: Sources, notes: list[str]) -> list[str]:
                   f"model's {int(overall['n_points']):,} held-out test points: overall accuracy "
                   f"{_pm(overall['users_accuracy'], overall['users_ci95'])}. The reference at the points is the "
                   "ground truth the model was trained on.", "", _md(table), ""]
-    return lines + ["![prediction](figures/prediction.png)", ""]
+    return lines + ["![prediction](figures/prediction.png)", ""] + maps_compared(src, best)
+
+
+def maps_compared(src: Sources, best: str) -> list[str]:
+    """The per-pixel classifiers' maps beside the best CNN's (test_patches.py with PIXEL_MAPS), if made."""
+    table = _read_csv(src.predictions / best / "maps_compared.csv")
+    if table is None:
+        return []
+    _copy(src.predictions / best / "maps_side_by_side.png", src.reports / "figures" / "maps_side_by_side.png")
+    wide = table.assign(where=np.where(table["evaluated_on"].str.startswith("whole AOI"), "whole AOI", "test points"))
+    wide = wide.pivot_table(index="model", columns="where", values="accuracy", sort=False).reset_index()
+    shown = pd.DataFrame({"map": wide["model"].str.rsplit(".", n=1).str[0]})
+    for column, title in (("test points", "accuracy at the held-out test points"),
+                          ("whole AOI", "whole-AOI agreement with the ground truth")):
+        if column in wide:
+            shown[title] = wide[column].map(_pct)
+    return ["### The three methods' maps", "",
+            "The random forest and the MLP-Pixel of the per-pixel experiment mapped through the same path as the "
+            "CNN (a halo of 0), each the first run of the same split. These are single runs, without intervals: "
+            "the comparisons with their 95 % intervals are in the comparisons section.", "", _md(shown), "",
+            "![maps side by side](figures/maps_side_by_side.png)", ""]
 
 
 def _pm(value: float, ci: float) -> str:

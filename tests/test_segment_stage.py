@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 import rasterio
 
+import patches
 import scene_prep
 import segment
+import test_patches as scene_maps
 import test_segment as segment_experiment
 from tests.conftest import TINY_AOI
 
@@ -19,6 +21,7 @@ def _prep_args(tiny_demo, tmp_path, *extra):
     return ["--set", f"SCENE_PATH={tiny_demo.product}", "--set", f"LABELS_PATH={tiny_demo.clc_vector}",
             "--set", f"AOI={TINY_AOI}", "--set", f"PREP_DIR={tmp_path / 'prepared'}",
             "--set", f"SEG_DIR={tmp_path / 'segments'}", "--set", f"REPORTS_DIR={tmp_path / 'reports'}",
+            "--set", f"MODELS_DIR={tmp_path / 'models'}", "--set", f"PREDICT_DIR={tmp_path / 'maps'}",
             "--set", "N_POINTS=3000", *SMALL, *extra]
 
 
@@ -89,6 +92,28 @@ def test_per_pixel_experiment_writes_the_table(tmp_path, tiny_demo, capsys):
     again = pd.read_csv(out / "results.csv")
     rf = table["classifier"] == "Random forest"
     assert table[rf].equals(again[rf])
+
+    # whole-AOI maps of the saved first runs, through the patch CNN's path (a halo of 0): at the held-out test
+    # points the forest's map gives exactly the experiment's test accuracy, the MLP's within a near-tie
+    first = runs[(runs["run"] == 0) & (runs["train_size"] == 800)].set_index(["classifier", "split"])["test_accuracy"]
+    for kind, name in (("rf", "Random forest"), ("mlp", "MLP-Pixel")):
+        for split in ("random", "spatial"):
+            model = tmp_path / "models" / f"pixel_{'random_forest' if kind == 'rf' else 'mlp'}_{split}"
+            model = model.with_suffix(".joblib" if kind == "rf" else ".keras")
+            assert scene_maps.main([*args, "--set", f"PREDICT_MODEL={model}"]) == 0
+            evaluation = pd.read_csv(tmp_path / "maps" / model.stem / "evaluation.csv")
+            tolerance = 0 if kind == "rf" else 1.01 / evaluation.loc[0, "pixels"]
+            assert evaluation.loc[0, "accuracy"] == pytest.approx(first[(name, split)], abs=tolerance + 1e-12)
+    # beside a patch CNN: the three maps of its split side by side
+    cnn = [*args, "--set", "PATCH_SIZES=[3]", "--set", "CNN_EPOCHS=1", "--set", "CNN_TRAIN_SIZE=300",
+           "--set", "PATCH_MIN_SAMPLES=20", "--set", "PRECISION='float32'"]
+    assert patches.main(cnn) == 0
+    assert scene_maps.main(cnn) == 0
+    folder = next((tmp_path / "maps").glob("patch_cnn_*_3"))
+    compared = pd.read_csv(folder / "maps_compared.csv")
+    assert set(compared["model"]) == {f"{folder.name}.keras", f"pixel_random_forest_{folder.name.split('_')[2]}.joblib",
+                                      f"pixel_mlp_{folder.name.split('_')[2]}.keras"}
+    assert (folder / "maps_side_by_side.png").stat().st_size > 10_000
 
 
 def test_experiment_without_segments_says_what_to_run(tmp_path, tiny_demo, capsys):
