@@ -20,18 +20,29 @@ Outputs (SEG_DIR):
     scale_sweep.csv/.md  per SEG_SCALES entry: segments and median segment size (px, ha)
     segments_summary.json  segment count, median size, count per type
     segment_config.json  the effective configuration
+With PREDICT_SCENES, also each of those scenes (read in PREDICT_AOI as scene_prep.py
+reads the training product: BANDS, RESOLUTION, HARMONIZE, the cloud mask), whole,
+one scene per task (on Dask with SCHEDULER; Felzenszwalb is not tiled, since tiles
+would change the segments, and a scene beyond SEG_MAX_MEMORY_GB is refused), its
+types from its own segment means' percentiles, into SEG_DIR/scenes/<scene id>/:
+    segments.tif, segment_types.tif, segments.gpkg, segments.png,
+    segments_summary.json, done.json (written last; a re-run skips stamped scenes)
 Config keys: PREP_DIR, POINTS_FORMAT, SEG_DIR, SEG_SCALE, SEG_SCALES, SEG_SIGMA, SEG_MIN_SIZE,
-    SEG_INPUT, SEG_TYPE_BAND, SEG_PERCENTILES, SEG_MAX_MEMORY_GB, STRETCH_PERCENTILES.
+    SEG_INPUT, SEG_TYPE_BAND, SEG_PERCENTILES, SEG_MAX_MEMORY_GB, STRETCH_PERCENTILES;
+    PREDICT_SCENES, PREDICT_AOI, SCHEDULER, DASK_WORKERS, PREDICT_SCENES_IN_FLIGHT and the
+    scene keys (BANDS, RESOLUTION, HARMONIZE, SCENE_OFFSET, MASK_CLOUDS, MASK_SCL_CLASSES,
+    CLOUD_THRESHOLD, CLOUD_DILATION_M).
 Run:
     python segment.py [--set SEG_INPUT=reflectance ...]
 """
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
 
 import config
-from landcover import cli, evaluation, plots, rasters, sampling, segmentation
+from landcover import cli, evaluation, plots, rasters, sampling, scene_maps, segmentation
 
 log = logging.getLogger("segment")
 
@@ -39,6 +50,28 @@ log = logging.getLogger("segment")
 def run() -> None:
     seg = segmentation.settings_from(config)
     prep, out = Path(config.PREP_DIR), Path(config.SEG_DIR)
+    if config.PREDICT_SCENES:  # other scenes, each whole in one task (in this process or on Dask)
+        segment_scenes(seg, out / "scenes")
+        if not (prep / "scene.tif").exists():
+            log.info("no prepared AOI in %s: only PREDICT_SCENES segmented", prep)
+            return
+    segment_aoi(seg, prep, out)
+
+
+def segment_scenes(seg: dict, out: Path) -> None:
+    """PREDICT_SCENES: each scene read as scene_prep.py reads the training product, segmented whole."""
+    with contextlib.ExitStack() as stack:
+        client = None
+        if config.SCHEDULER is not None:
+            from landcover import cluster
+
+            client = stack.enter_context(cluster.connect(config.SCHEDULER, config.DASK_WORKERS))
+        segmentation.segment_scenes(list(config.PREDICT_SCENES), scene_maps.settings_from(config), seg, out,
+                                    tuple(config.STRETCH_PERCENTILES), client, config.PREDICT_SCENES_IN_FLIGHT)
+
+
+def segment_aoi(seg: dict, prep: Path, out: Path) -> None:
+    """The training AOI's segmentation, the segment types of its points and the scale sweep."""
     scene, profile = rasters.read_geotiff(prep / "scene.tif")
     names = rasters.band_names(prep / "scene.tif")
     points = sampling.read_points(prep / f"points.{config.POINTS_FORMAT}")
@@ -63,12 +96,15 @@ def run() -> None:
 
 
 CONFIG_KEYS = ("PREP_DIR", "POINTS_FORMAT", "SEG_DIR", "SEG_SCALE", "SEG_SCALES", "SEG_SIGMA", "SEG_MIN_SIZE", "SEG_INPUT",
-               "SEG_TYPE_BAND", "SEG_PERCENTILES", "SEG_MAX_MEMORY_GB", "STRETCH_PERCENTILES")
+               "SEG_TYPE_BAND", "SEG_PERCENTILES", "SEG_MAX_MEMORY_GB", "STRETCH_PERCENTILES", "PREDICT_SCENES",
+               "PREDICT_AOI", "BANDS", "RESOLUTION", "HARMONIZE", "SCENE_OFFSET", "MASK_CLOUDS", "MASK_SCL_CLASSES",
+               "CLOUD_THRESHOLD", "CLOUD_DILATION_M")
 
 
 def inputs() -> list[Path]:
     prep = Path(config.PREP_DIR)
-    return [prep / "scene.tif", prep / f"points.{config.POINTS_FORMAT}"]
+    scenes = [Path(p) for p in config.PREDICT_SCENES if "://" not in str(p)]
+    return [prep / "scene.tif", prep / f"points.{config.POINTS_FORMAT}", *scenes]
 
 
 def main(argv: list[str] | None = None) -> int:

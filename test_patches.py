@@ -125,7 +125,6 @@ def map_scenes(path: Path, model, meta: dict) -> None:
             [c.name for c in classes], out, client=client, chunk=config.PREDICT_CHUNK, batch_size=config.PREDICT_BATCH,
             tile_mb=config.PREDICT_TILE_MB, probabilities=config.PROBABILITY_DTYPE if config.WRITE_PROBABILITIES else None,
             in_flight=config.PREDICT_SCENES_IN_FLIGHT, mosaic_crs=config.TARGET_CRS)
-    cli.save_config(out, "test_patches")
     print("\n".join(str(f / "prediction.tif") for f in folders) + f"\n{out / 'mosaic.vrt'}")
 
 
@@ -133,10 +132,13 @@ def run() -> None:
     path = chosen_model()
     model, meta = models.load_model(path)
     inference.probability_values(np.zeros(1), config.PROBABILITY_DTYPE)  # a bad dtype is refused before any work
-    if config.PREDICT_SCENES:  # other scenes: maps only (no ground truth there)
-        return map_scenes(path, model, meta)
-    mapped = map_aoi(path, model, meta)
     out = Path(config.PREDICT_DIR) / path.stem
+    if config.PREDICT_SCENES:  # other scenes: maps only (no ground truth there)
+        map_scenes(path, model, meta)
+        if not (Path(config.PREP_DIR) / "scene.tif").exists():
+            log.info("no prepared AOI in %s: only PREDICT_SCENES mapped", config.PREP_DIR)
+            return cli.save_config(out, "test_patches")
+    mapped = map_aoi(path, model, meta)
     if config.PIXEL_MAPS and not pixel_maps.is_pixel_model(meta):
         others = [pixel_maps.model_path(Path(config.MODELS_DIR), kind, meta.get("split", "?")) for kind in ("rf", "mlp")]
         missing = [o.name for o in others if not o.exists()]

@@ -53,7 +53,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from tqdm import tqdm
 
-from landcover import cluster, inference, models, mosaic, patch_data, products, rasters, sampling
+from landcover import cluster, inference, mosaic, patch_data, products, rasters, sampling
 from landcover.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -74,18 +74,23 @@ def preparation(meta: dict, cfg) -> dict:
         ``{"BANDS": ..., "RESOLUTION": ..., ..., "SCENE_OFFSET": ..., "PREDICT_AOI": ...}``.
     """
     trained = meta.get("config") or {}
-    settings = {"BANDS": list(meta["bands"])}
+    settings = settings_from(cfg)
+    settings["BANDS"] = list(meta["bands"])
     for key in PREP_KEYS:
-        settings[key] = trained.get(key, getattr(cfg, key))
-        if key in trained and _plain(trained[key]) != _plain(getattr(cfg, key)):
+        if key in trained and plain(trained[key]) != settings[key]:
             log.warning("%s=%r as the model's training scene (the configuration says %r)", key, trained[key],
                         getattr(cfg, key))
-    settings["SCENE_OFFSET"] = cfg.SCENE_OFFSET
-    settings["PREDICT_AOI"] = cfg.PREDICT_AOI
-    return _plain(settings)
+            settings[key] = trained[key]
+    return plain(settings)
 
 
-def _plain(value):
+def settings_from(cfg) -> dict:
+    """How scenes are read, from a config module: ``BANDS``, the ``PREP_KEYS``, ``SCENE_OFFSET``, ``PREDICT_AOI``."""
+    return plain({"BANDS": list(cfg.BANDS), **{key: getattr(cfg, key) for key in PREP_KEYS},
+                  "SCENE_OFFSET": cfg.SCENE_OFFSET, "PREDICT_AOI": cfg.PREDICT_AOI})
+
+
+def plain(value):
     """JSON-comparable: tuples as lists, paths as strings."""
     return json.loads(json.dumps(value, default=str))
 
@@ -121,7 +126,7 @@ class Job:
 def stamp_of(source, model_path: Path, settings: dict, codes: np.ndarray, probabilities: str | None) -> dict:
     """What a scene's outputs depend on (``done.json`` holds it, with the outputs' sizes)."""
     stat = Path(model_path).stat()
-    return _plain({"source": str(source), "model": str(Path(model_path).resolve()), "model_size": stat.st_size,
+    return plain({"source": str(source), "model": str(Path(model_path).resolve()), "model_size": stat.st_size,
                    "model_mtime_ns": stat.st_mtime_ns, "settings": settings, "codes": codes.tolist(),
                    "probabilities": probabilities})
 
@@ -141,17 +146,13 @@ def finished(folder: Path, stamp: dict) -> bool:
         (folder / name).exists() and (folder / name).stat().st_size == size for name, size in sizes.items())
 
 
-def prepare(source: str, settings: dict, mean, std, patch_size: int, work: str) -> dict:
-    """Prepare one scene for prediction (a task: it runs on a worker, or in the stage's process).
-
-    Reads the product in ``PREDICT_AOI``'s window, harmonised and cloud-masked as
-    the training scene, fills nodata from the nearest valid pixel, normalises
-    with the model's ``mean`` and ``std`` and pads by the patch radius; saves
-    the (rows + p - 1, cols + p - 1, bands) float32 array and the (rows, cols)
-    valid mask as ``.npy`` files in ``work`` for the chunks to memory-map.
+def read_scene(source: str, settings: dict) -> tuple[np.ndarray, dict, np.ndarray, dict]:
+    """One scene as scene_prep.py reads the training scene: in ``PREDICT_AOI``'s window of the product's
+    own grid, harmonised and cloud-masked with ``settings`` (see :func:`preparation`).
 
     Returns:
-        ``{"crs", "transform", "height", "width", "padded", "valid", "valid_pixels", "masked_total"}``.
+        ``(scene, profile, valid, info)``: (bands, rows, cols) as ``scene.tif``
+        holds it, its profile, (rows, cols) bool valid mask, and the masked shares.
 
     Raises:
         ValueError: the product cannot be read as asked (naming it), or no pixel of it is valid.
@@ -162,7 +163,21 @@ def prepare(source: str, settings: dict, mean, std, patch_size: int, work: str) 
         prods, grid, geom, harmonize=settings["HARMONIZE"], mask_mode=settings["MASK_CLOUDS"],
         scl_classes=settings["MASK_SCL_CLASSES"], cloud_threshold=settings["CLOUD_THRESHOLD"],
         cloud_dilation_m=settings["CLOUD_DILATION_M"])
-    valid = sampling.valid_mask(scene, profile["nodata"])
+    return scene, profile, sampling.valid_mask(scene, profile["nodata"]), info
+
+
+def prepare(source: str, settings: dict, mean, std, patch_size: int, work: str) -> dict:
+    """Prepare one scene for prediction (a task: it runs on a worker, or in the stage's process).
+
+    Reads it (:func:`read_scene`), fills nodata from the nearest valid pixel,
+    normalises with the model's ``mean`` and ``std`` and pads by the patch
+    radius; saves the (rows + p - 1, cols + p - 1, bands) float32 array and the
+    (rows, cols) valid mask as ``.npy`` files in ``work`` for the chunks to memory-map.
+
+    Returns:
+        ``{"crs", "transform", "height", "width", "padded", "valid", "valid_pixels", "masked_total"}``.
+    """
+    scene, profile, valid, info = read_scene(source, settings)
     scene = rasters.fill_nodata_nearest(scene, valid)
     work_dir = Path(work)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -170,9 +185,16 @@ def prepare(source: str, settings: dict, mean, std, patch_size: int, work: str) 
     np.save(padded, patch_data.normalised_padded(scene, mean, std, patch_size))
     del scene
     np.save(valid_path, valid)
-    return {"crs": grid.crs.to_wkt(), "transform": tuple(grid.transform)[:6], "height": grid.height,
-            "width": grid.width, "padded": str(padded), "valid": str(valid_path), "valid_pixels": int(valid.sum()),
-            "masked_total": info["masked_total"]}
+    return {"crs": profile["crs"].to_wkt(), "transform": tuple(profile["transform"])[:6], "height": profile["height"],
+            "width": profile["width"], "padded": str(padded), "valid": str(valid_path),
+            "valid_pixels": int(valid.sum()), "masked_total": info["masked_total"]}
+
+
+def write_stamp(folder: Path, stamp: dict, names: list[str]) -> None:
+    """``done.json``: ``stamp`` and the sizes of the ``names`` outputs, written last (atomically)."""
+    sizes = {name: (Path(folder) / name).stat().st_size for name in names}
+    with atomic_write(Path(folder) / STAMP) as tmp:
+        tmp.write_text(json.dumps({**stamp, "outputs": sizes}, indent=2))
 
 
 def _open_writers(job: Job, codes: np.ndarray, colormap: dict, class_names: list[str], probabilities: str | None):
@@ -203,9 +225,7 @@ def _finish(job: Job, probabilities: str | None) -> None:
     """Close the writers (COGs renamed into place), stamp the folder, remove the scratch inputs."""
     job.writers.close()
     job.writers = None
-    sizes = {name: (job.folder / name).stat().st_size for name in outputs(probabilities)}
-    with atomic_write(job.folder / STAMP) as tmp:
-        tmp.write_text(json.dumps({**job.stamp, "outputs": sizes}, indent=2))
+    write_stamp(job.folder, job.stamp, outputs(probabilities))
     shutil.rmtree(job.folder / ".work", ignore_errors=True)
     log.info("%s: mapped %d valid pixels (%.1f %% masked) into %s", Path(job.source).name, job.info["valid_pixels"],
              100 * job.info["masked_total"], job.folder)
@@ -255,6 +275,8 @@ def predict_scenes(sources: list, model_path: Path, model, meta: dict, settings:
     bar = tqdm(total=0, desc=f"mapping {len(todo)} scene(s)", unit="chunk", disable=None)
     try:
         if client is None:
+            from landcover import models
+
             runner = models.fully_convolutional(model) if fcn else model
             for job in todo:
                 job.info = prepare(job.source, settings, meta["mean"], meta["std"], p, str(job.folder / ".work"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -330,3 +331,76 @@ def write_outputs(folder, ids: np.ndarray, stats: pd.DataFrame, types: np.ndarra
                "types": np.bincount(types, minlength=n_types + 1)[1:].tolist()}
     with atomic_write(folder / "segments_summary.json") as tmp:
         tmp.write_text(__import__("json").dumps(summary, indent=2))
+
+
+# -------------------------------------------------------------- other scenes ----
+SCENE_OUTPUTS = ["segments.tif", "segment_types.tif", "segments.gpkg", "segments_summary.json"]
+
+
+def segment_other_scene(source: str, settings: dict, seg: dict, folder: str, stamp: dict,
+                        stretch: tuple[float, float]) -> str:
+    """One scene of ``PREDICT_SCENES`` segmented whole: a task (on a Dask worker, or in the stage's process).
+
+    The scene is read as the training scene was (:func:`landcover.scene_maps.read_scene`)
+    and segmented in one piece: Felzenszwalb is not tiled, since tiles would cut
+    segments at their edges and change them; a scene beyond ``SEG_MAX_MEMORY_GB``
+    is refused as the training scene is. The segment types rank the segments
+    against the percentiles of this scene's own segment means, as the study
+    defines them. Outputs as :func:`write_outputs`, then ``done.json`` (last).
+
+    Returns:
+        The folder.
+    """
+    from landcover import plots, scene_maps
+
+    scene, profile, valid, _ = scene_maps.read_scene(source, settings)
+    ids, stats, types = segment_scene(scene, valid, settings["BANDS"], **seg)
+    truecolor = plots.composite(scene, settings["BANDS"], ("B04", "B03", "B02"), valid, tuple(stretch)) \
+        if {"B04", "B03", "B02"} <= set(settings["BANDS"]) else np.zeros((*valid.shape, 3), np.uint8)
+    write_outputs(folder, ids, stats, types, profile, truecolor, len(seg["percentiles"]) + 1)
+    scene_maps.write_stamp(Path(folder), stamp, SCENE_OUTPUTS)
+    return folder
+
+
+def segment_scenes(sources: list, settings: dict, seg: dict, out_dir: Path, stretch: tuple[float, float],
+                   client=None, in_flight: int = 2) -> list[Path]:
+    """Segment each scene into ``out_dir/<scene id>/``, one scene per task, skipping scenes already stamped.
+
+    Args:
+        settings: how the scenes are read (``BANDS``, ``RESOLUTION``, ``HARMONIZE``, masks, ``PREDICT_AOI``).
+        seg: :func:`settings_from`.
+        client: a ``distributed.Client`` (at most ``in_flight`` scenes at once), or None for this process.
+    """
+    from tqdm import tqdm
+
+    from landcover import scene_maps
+
+    log.info("segmenting %d scene(s), each whole in one task (Felzenszwalb is not tiled: tiles would change "
+             "the segments)", len(sources))
+    folders = [Path(out_dir) / name for name in scene_maps.scene_ids(sources)]
+    jobs = []
+    for source, folder in zip(sources, folders):
+        stamp = scene_maps.plain({"source": str(source), "settings": settings, "segmentation": seg})
+        if scene_maps.finished(folder, stamp):
+            log.info("%s: already segmented with these settings; skipped", source)
+        else:
+            (folder / scene_maps.STAMP).unlink(missing_ok=True)
+            jobs.append((str(source), settings, seg, str(folder), stamp, tuple(stretch)))
+    bar = tqdm(total=len(jobs), desc="segmenting scenes", unit="scene", disable=None)
+    if client is None:
+        for job in jobs:
+            segment_other_scene(*job)
+            bar.update()
+    else:
+        from distributed import as_completed
+
+        queue, running = list(jobs), as_completed()
+        for _ in range(min(max(1, in_flight), len(queue))):
+            running.add(client.submit(segment_other_scene, *queue.pop(0), pure=False))
+        for future in running:
+            future.result()  # a scene's error is raised here
+            bar.update()
+            if queue:
+                running.add(client.submit(segment_other_scene, *queue.pop(0), pure=False))
+    bar.close()
+    return folders

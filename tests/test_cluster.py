@@ -192,3 +192,44 @@ def test_a_worker_killed_while_preparing_a_scene_changes_nothing(tmp_path, clien
         with rasterio.open(one / "prediction.tif") as x, rasterio.open(other / "prediction.tif") as y:
             assert np.array_equal(x.read(), y.read())
         assert not list(other.glob(".*"))
+
+
+def test_a_forest_maps_on_dask_as_in_process(tmp_path, client):
+    """A per-pixel random forest through the patch CNN's path (patch size 1, no halo): the same labels."""
+    from sklearn.preprocessing import StandardScaler
+
+    from landcover import pixel_maps
+
+    rng = np.random.default_rng(2)
+    scene = rng.integers(200, 3000, (4, 30, 45)).astype(np.int16)
+    x = scene.reshape(4, -1).T.astype(np.float32)
+    y = (x[:, 3] > x[:, 2]).astype(int) + (x[:, 0] > 1600)
+    scaler = StandardScaler().fit(x[:, :4])
+    forest = models.random_forest(10, 0).fit(scaler.transform(x), y)
+    path = tmp_path / "pixel_random_forest_random.joblib"
+    pixel_maps.save(path, "rf", forest, scaler, ["B02", "B03", "B04", "B08"], [],
+                    [{"code": c, "name": str(c)} for c in (211, 231, 311)], {"split": "random"})
+    model, meta = models.load_model(path)
+    padded = patch_data.normalised_padded(scene, meta["mean"], meta["std"], 1)  # the raw values
+    valid = np.ones((30, 45), bool)
+    codes = np.array([211, 231, 311])
+    expected, _ = inference.map_from_tiles(inference.window_tiles(model, padded, 1, valid), valid.shape, codes, valid)
+    assert np.array_equal(expected, codes[forest.predict(scaler.transform(x))].reshape(30, 45))
+    got, _ = cluster.predict_map(client, path, padded, valid, codes, 1, fully_convolutional=False, chunk=16,
+                                 batch_size=64, tile_mb=1, scratch=tmp_path / "scratch")
+    assert np.array_equal(got, expected)
+
+
+@pytest.mark.slow
+def test_scenes_segmented_on_dask_equal_the_in_process_segments(tmp_path, client):
+    import rasterio
+
+    from tests.test_scene_maps import segment_two, two_zones
+
+    a, b = two_zones(tmp_path / "products")
+    here = segment_two([a, b], tmp_path / "here")
+    there = segment_two([a, b], tmp_path / "dask", client)
+    for one, other in zip(here, there):
+        for name in ("segments.tif", "segment_types.tif"):
+            with rasterio.open(one / name) as x, rasterio.open(other / name) as y:
+                assert np.array_equal(x.read(), y.read())

@@ -136,3 +136,31 @@ def test_scenes_are_prepared_as_the_models_training_scene(monkeypatch):
     settings = scene_maps.preparation(meta, config)
     assert settings["MASK_CLOUDS"] is False and settings["BANDS"] == BANDS
     assert settings["CLOUD_THRESHOLD"] == config.CLOUD_THRESHOLD  # not in the model's config: the current value
+
+
+SEG = {"scale": 100, "sigma": 0.5, "min_size": 20, "scaling": "raw", "type_band": None,
+       "percentiles": (10, 25, 50, 75, 90), "max_gb": 1.0}
+
+
+def segment_two(sources, out, client=None, seg=SEG):
+    from landcover import segmentation
+
+    settings = scene_maps.settings_from(config) | {"BANDS": BANDS}
+    return segmentation.segment_scenes(sources, settings, seg, out, (2, 98), client)
+
+
+def test_each_scene_is_segmented_whole_in_its_own_zone_and_skipped_once_done(tmp_path, scenes):
+    a, b = scenes
+    folders = segment_two([a, b], tmp_path / "segments")
+    for folder, epsg in zip(folders, (32630, 32631)):
+        with rasterio.open(folder / "segments.tif") as ids, rasterio.open(folder / "segment_types.tif") as types:
+            assert ids.crs.to_epsg() == epsg and ids.shape == (40, 60)
+            assert ids.read(1).max() > 1 and set(np.unique(types.read(1))) <= set(range(1, 7))
+        assert (folder / scene_maps.STAMP).exists()
+    first = (folders[0] / "segments.tif").stat().st_mtime_ns
+    segment_two([a, b], tmp_path / "segments")  # restarted with the same settings: nothing redone
+    assert (folders[0] / "segments.tif").stat().st_mtime_ns == first
+    # a scene beyond SEG_MAX_MEMORY_GB is refused, naming the size, and leaves no stamp
+    with pytest.raises(ValueError, match="SEG_MAX_MEMORY_GB"):
+        segment_two([a], tmp_path / "tiny", seg=SEG | {"max_gb": 1e-6})
+    assert not (tmp_path / "tiny" / a.stem / scene_maps.STAMP).exists()
