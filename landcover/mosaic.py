@@ -105,7 +105,7 @@ def target_grid(prods: list[products.Product], aoi_setting, resolution: int,
 
 def read_mosaic(prods: list[products.Product], grid: Grid, aoi: BaseGeometry | None, *, harmonize: bool = True,
                 mask_mode=True, scl_classes: list[int] = (), cloud_threshold: float = 0.4,
-                cloud_dilation_m: float = 0.0) -> tuple[np.ndarray, dict, dict]:
+                cloud_dilation_m: float = 0.0, chunk: bool = False) -> tuple[np.ndarray, dict, dict]:
     """Read, harmonise, mask and mosaic the products on ``grid``.
 
     Args:
@@ -114,6 +114,8 @@ def read_mosaic(prods: list[products.Product], grid: Grid, aoi: BaseGeometry | N
         aoi: the AOI polygon in ``grid.crs``; pixels outside become nodata.
         harmonize: ``HARMONIZE``: write :data:`products.CONVENTION`; else the stored values.
         mask_mode, scl_classes, cloud_threshold, cloud_dilation_m: see :func:`clouds.product_masks`.
+        chunk: ``grid`` is one chunk of a larger scene: a chunk without a valid
+            pixel is returned all nodata (no error), and the per-product lines are logged at debug level.
 
     Returns:
         ``(scene, profile, info)``: scene (bands, rows, cols) int16 (harmonised)
@@ -156,7 +158,7 @@ def read_mosaic(prods: list[products.Product], grid: Grid, aoi: BaseGeometry | N
                 stack[i] = np.rint(dn).astype(dtype)
             del dn
         if not valid.any():
-            log.info("%s: no valid pixel in the AOI", product.name)
+            log.log(logging.DEBUG if chunk else logging.INFO, "%s: no valid pixel in the AOI", product.name)
             continue
         masks = clouds.product_masks(product, grid, list(scl_classes), mask_mode, cloud_threshold,
                                      cloud_dilation_m)
@@ -171,26 +173,28 @@ def read_mosaic(prods: list[products.Product], grid: Grid, aoi: BaseGeometry | N
         scene[:, take] = stack[:, take]
         filled |= take
         has_data |= valid
-        log.info("%s: %d pixels taken, %d masked", product.name, int(take.sum()), int((valid & masked).sum()))
-    if not filled.any():
+        log.log(logging.DEBUG if chunk else logging.INFO, "%s: %d pixels taken, %d masked", product.name,
+                int(take.sum()), int((valid & masked).sum()))
+    if not filled.any() and not chunk:
         names = ", ".join(p.name for p in prods)
         raise ValueError(f"no valid, unmasked pixel of {names} lies in the AOI; check SCENE_PATH and AOI"
                          + (" (or the cloud mask: every pixel is masked)" if has_data.any() else ""))
     final_masked = has_data & ~filled
     n_data = int(has_data.sum())
-    shares = {name: float(((reason == k) & final_masked).sum()) / n_data for k, name in enumerate(reasons)}
+    shares = {name: float(((reason == k) & final_masked).sum()) / max(n_data, 1) for k, name in enumerate(reasons)}
     info = {
         "harmonized": harmonize,
         "convention": products.CONVENTION if harmonize else "stored values (HARMONIZE=False)",
         "products": [p.describe() for p in prods],
         "masked_share": {k: round(v, 6) for k, v in shares.items()},
-        "masked_total": round(float(final_masked.sum()) / n_data, 6),
+        "masked_total": round(float(final_masked.sum()) / max(n_data, 1), 6),
         "pixels_with_data": n_data,
     }
+    level = logging.DEBUG if chunk else logging.INFO
     for name, share in shares.items():
         if share > 0:
-            log.info("masked as %s: %.2f %% of the AOI", name, 100 * share)
-    log.info("masked in all: %.2f %% of the AOI's pixels with data", 100 * info["masked_total"])
+            log.log(level, "masked as %s: %.2f %% of the AOI", name, 100 * share)
+    log.log(level, "masked in all: %.2f %% of the AOI's pixels with data", 100 * info["masked_total"])
     profile = {"driver": "GTiff", "dtype": dtype, "count": len(bands), "height": grid.height, "width": grid.width,
                "crs": grid.crs, "transform": grid.transform, "nodata": nodata}
     return scene, profile, info

@@ -1,15 +1,17 @@
 """Maps of other scenes (``PREDICT_SCENES``): prepared as the training scene was, predicted by chunks, mosaicked.
 
-Each scene (a product folder or a STAC item) is read only in ``PREDICT_AOI``'s
-window (None: the whole product), on its own grid in its own UTM zone, with the
+Each scene (a product folder or a STAC item) is mapped on ``PREDICT_AOI``'s
+window of its own grid (None: the whole product), in its own UTM zone, with the
 training scene's bands, resolution, harmonisation and cloud mask (taken from
-the model's metadata), its nodata filled from the nearest valid pixel and
-normalised with the model's band means: exactly what test_patches.py does to
-``scene.tif``, so the training product gives the training AOI's labels. It is
-then predicted in ``PREDICT_CHUNK`` chunks with a halo of the patch radius (in
-this process, or on Dask with the model loaded once per worker), and each
-chunk is written as it arrives into tiled GeoTIFFs that end as Cloud-Optimised
-GeoTIFFs::
+the model's metadata). It is cut into ``PREDICT_CHUNK`` chunks, and each chunk
+is one task (in this process, or on Dask with the model loaded once per worker)
+that reads only its window of the product plus a margin, prepares it exactly as
+test_patches.py prepares ``scene.tif`` (nodata filled from the nearest valid
+pixel, normalised with the model's band means, symmetric padding at the
+scene's edges) and predicts it: the labels are those of the whole scene
+prepared at once, and the memory a task needs is bounded by the chunk, whatever
+the scene's size. The stage's process writes each chunk as it arrives into
+tiled GeoTIFFs that end as Cloud-Optimised GeoTIFFs::
 
     PREDICT_DIR/<model>/<scene id>/prediction.tif    CLC codes, colour table
                                    confidence.tif    highest probability
@@ -20,9 +22,8 @@ GeoTIFFs::
 Nothing is written under a final name before it is complete, and ``done.json``
 (the settings, the model file and the outputs' sizes) is written last: a run
 restarted with the same settings skips the scenes whose stamp matches. On Dask
-the scenes are prepared on the workers, at most ``PREDICT_SCENES_IN_FLIGHT`` at
-a time (a few small graphs in flight, not one huge graph); the stage's process
-only writes the chunks it receives, so its memory does not grow with the scene.
+the chunks of at most ``PREDICT_SCENES_IN_FLIGHT`` scenes are queued at a time
+(a few small graphs in flight, not one huge graph).
 
 The mosaic is a GDAL VRT in ``TARGET_CRS`` (None: the first scene's CRS): each
 scene in another CRS gets a warped VRT (nearest neighbour, on a grid aligned
@@ -38,7 +39,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,13 +112,15 @@ def scene_ids(sources: list) -> list[str]:
 
 @dataclass
 class Job:
-    """One scene to map."""
+    """One scene to map: its grid, chunks, open output files and progress."""
 
     source: str
     folder: Path
     stamp: dict
-    info: dict = field(default_factory=dict)
+    grid: dict = field(default_factory=dict)
+    boxes: list = field(default_factory=list)
     remaining: int = 0
+    valid_pixels: int = 0
     writers: contextlib.ExitStack | None = None
     write: dict = field(default_factory=dict)
 
@@ -147,8 +149,8 @@ def finished(folder: Path, stamp: dict) -> bool:
 
 
 def read_scene(source: str, settings: dict) -> tuple[np.ndarray, dict, np.ndarray, dict]:
-    """One scene as scene_prep.py reads the training scene: in ``PREDICT_AOI``'s window of the product's
-    own grid, harmonised and cloud-masked with ``settings`` (see :func:`preparation`).
+    """One whole scene as scene_prep.py reads the training scene: in ``PREDICT_AOI``'s window of the
+    product's own grid, harmonised and cloud-masked with ``settings`` (see :func:`preparation`).
 
     Returns:
         ``(scene, profile, valid, info)``: (bands, rows, cols) as ``scene.tif``
@@ -166,28 +168,83 @@ def read_scene(source: str, settings: dict) -> tuple[np.ndarray, dict, np.ndarra
     return scene, profile, sampling.valid_mask(scene, profile["nodata"]), info
 
 
-def prepare(source: str, settings: dict, mean, std, patch_size: int, work: str) -> dict:
-    """Prepare one scene for prediction (a task: it runs on a worker, or in the stage's process).
+def scene_grid(source: str, settings: dict) -> dict:
+    """The grid a scene is mapped on (``PREDICT_AOI``'s window of the product's own grid), from its metadata."""
+    prods = products.open_products([source], settings["BANDS"], settings["RESOLUTION"], settings["SCENE_OFFSET"])
+    grid, _ = mosaic.target_grid(prods, settings["PREDICT_AOI"], settings["RESOLUTION"], None)
+    return {"crs": grid.crs.to_wkt(), "transform": tuple(grid.transform)[:6], "height": grid.height,
+            "width": grid.width}
 
-    Reads it (:func:`read_scene`), fills nodata from the nearest valid pixel,
-    normalises with the model's ``mean`` and ``std`` and pads by the patch
-    radius; saves the (rows + p - 1, cols + p - 1, bands) float32 array and the
-    (rows, cols) valid mask as ``.npy`` files in ``work`` for the chunks to memory-map.
+
+def margin(settings: dict, patch_size: int) -> int:
+    """Pixels read around a chunk so that it is prepared exactly as the whole scene would be.
+
+    A window reaches ``r = p // 2`` beyond the chunk; a filled (nodata) pixel in
+    it takes the values of its nearest valid pixel, which lies within r * sqrt(2)
+    of a valid pixel of the chunk: 3r (plus 16 px to spare) covers both. The
+    s2cloudless mask is averaged and dilated, so its reach is added.
+    """
+    extra = 0
+    if settings["MASK_CLOUDS"] == "s2cloudless":
+        extra = math.ceil((settings["CLOUD_DILATION_M"] + 4 * 60) / settings["RESOLUTION"])
+    return 3 * (patch_size // 2) + 16 + extra
+
+
+def predict_scene_chunk(source: str, settings: dict, grid_info: dict, box: tuple[int, int, int, int], meta: dict,
+                        codes: np.ndarray, batch_size: int, tile_mb: float, probabilities: str | None,
+                        model=None) -> tuple:
+    """One chunk of a scene, read, prepared and predicted where it runs (a Dask task, or in process).
+
+    Only the chunk's window and a :func:`margin` around it are read from the
+    product (harmonised, cloud-masked, nodata filled from the nearest valid
+    pixel, normalised with the model's band means, symmetric padding where the
+    window meets the scene's edge), so memory is bounded by the chunk, not the
+    scene, and the labels are those of the whole scene prepared at once.
+
+    Args:
+        grid_info: :func:`scene_grid`; box: ``(r0, r1, c0, c1)`` on it.
+        meta: the model's ``patch_size``, ``padding``, ``mean``, ``std``.
+        model: the model (in process); None: the worker plugin's.
 
     Returns:
-        ``{"crs", "transform", "height", "width", "padded", "valid", "valid_pixels", "masked_total"}``.
+        ``(box, prediction, confidence, probabilities, valid pixels, read_mosaic's info)``.
     """
-    scene, profile, valid, info = read_scene(source, settings)
-    scene = rasters.fill_nodata_nearest(scene, valid)
-    work_dir = Path(work)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    padded, valid_path = work_dir / "padded.npy", work_dir / "valid.npy"
-    np.save(padded, patch_data.normalised_padded(scene, mean, std, patch_size))
-    del scene
-    np.save(valid_path, valid)
-    return {"crs": profile["crs"].to_wkt(), "transform": tuple(profile["transform"])[:6], "height": profile["height"],
-            "width": profile["width"], "padded": str(padded), "valid": str(valid_path),
-            "valid_pixels": int(valid.sum()), "masked_total": info["masked_total"]}
+    from rasterio.windows import Window
+
+    from landcover import aoi as aoi_mod
+
+    if model is None:  # on a worker: the model its plugin loaded once
+        from distributed import get_worker
+
+        from landcover import cluster
+
+        model = get_worker().plugins[cluster.PLUGIN].model
+    p, fcn = meta["patch_size"], meta.get("padding") == "valid"
+    r, m = p // 2, margin(settings, p)
+    grid = rasters.Grid(CRS.from_wkt(grid_info["crs"]), Affine(*grid_info["transform"]), grid_info["width"],
+                        grid_info["height"])
+    r0, r1, c0, c1 = box
+    top, left = max(0, r0 - m), max(0, c0 - m)
+    bottom, right = min(grid.height, r1 + m), min(grid.width, c1 + m)
+    sub = rasters.crop_grid(grid, Window(left, top, right - left, bottom - top))
+    prods = products.open_products([source], settings["BANDS"], settings["RESOLUTION"], settings["SCENE_OFFSET"])
+    scene, profile, info = mosaic.read_mosaic(
+        prods, sub, aoi_mod.aoi_geometry(settings["PREDICT_AOI"], grid.crs), harmonize=settings["HARMONIZE"],
+        mask_mode=settings["MASK_CLOUDS"], scl_classes=settings["MASK_SCL_CLASSES"],
+        cloud_threshold=settings["CLOUD_THRESHOLD"], cloud_dilation_m=settings["CLOUD_DILATION_M"], chunk=True)
+    valid = sampling.valid_mask(scene, profile["nodata"])
+    filled = rasters.fill_nodata_nearest(scene, valid)
+    # the whole scene's symmetric padding, where the window meets its edge (r0 - top < r only at row 0, ...)
+    pads = ((max(0, r - (r0 - top)), max(0, r - (bottom - r1))), (max(0, r - (c0 - left)), max(0, r - (right - c1))))
+    padded = np.pad(patch_data.normalised_padded(filled, meta["mean"], meta["std"], 1), (*pads, (0, 0)),
+                    mode="symmetric")
+    a, b = r0 - top + pads[0][0] - r, c0 - left + pads[1][0] - r
+    h, w = r1 - r0, c1 - c0
+    inside = valid[r0 - top:r1 - top, c0 - left:c1 - left]
+    prediction, confidence, probs = inference.predict_box(
+        model, padded[a:a + h + 2 * r, b:b + w + 2 * r], inside, (0, h, 0, w), p, codes, fully_convolutional=fcn,
+        batch_size=batch_size, tile_mb=tile_mb, probabilities=probabilities)
+    return box, prediction, confidence, probs, int(inside.sum()), info
 
 
 def write_stamp(folder: Path, stamp: dict, names: list[str]) -> None:
@@ -198,7 +255,7 @@ def write_stamp(folder: Path, stamp: dict, names: list[str]) -> None:
 
 
 def _open_writers(job: Job, codes: np.ndarray, colormap: dict, class_names: list[str], probabilities: str | None):
-    info = job.info
+    info = job.grid
     profile = {"crs": CRS.from_wkt(info["crs"]), "transform": Affine(*info["transform"]), "width": info["width"],
                "height": info["height"]}
     job.writers = contextlib.ExitStack()
@@ -213,31 +270,35 @@ def _open_writers(job: Job, codes: np.ndarray, colormap: dict, class_names: list
             [f"{c} {n}" for c, n in zip(codes.tolist(), class_names)], overview_resampling="average"))
 
 
-def _write_chunk(job: Job, box, prediction, confidence, probs) -> None:
+def _write_chunk(job: Job, box, prediction, confidence, probs, valid_pixels: int) -> None:
     r0, _, c0, _ = box
     job.write["prediction"](r0, c0, prediction)
     job.write["confidence"](r0, c0, confidence)
     if probs is not None:
         job.write["probabilities"](r0, c0, probs)
+    job.valid_pixels += valid_pixels
+    job.remaining -= 1
 
 
 def _finish(job: Job, probabilities: str | None) -> None:
-    """Close the writers (COGs renamed into place), stamp the folder, remove the scratch inputs."""
+    """Close the writers (COGs renamed into place) and stamp the folder; a scene without a valid pixel is refused."""
+    if job.valid_pixels == 0:
+        raise ValueError(f"{job.source}: no valid, unmasked pixel in PREDICT_AOI (outside the product, or all "
+                         "masked); check PREDICT_SCENES and PREDICT_AOI")
     job.writers.close()
     job.writers = None
     write_stamp(job.folder, job.stamp, outputs(probabilities))
-    shutil.rmtree(job.folder / ".work", ignore_errors=True)
-    log.info("%s: mapped %d valid pixels (%.1f %% masked) into %s", Path(job.source).name, job.info["valid_pixels"],
-             100 * job.info["masked_total"], job.folder)
+    total = job.grid["height"] * job.grid["width"]
+    log.info("%s: mapped %d valid pixels of %d into %s", Path(job.source).name, job.valid_pixels, total, job.folder)
 
 
 def _abort(jobs: list[Job]) -> None:
-    """An error: no half-written output is kept (the writers' temporary files go), nor scratch inputs."""
+    """An error: no half-written output is kept (the writers' temporary files go)."""
     for job in jobs:
         if job.writers is not None:
             with contextlib.suppress(Exception):
                 job.writers.__exit__(RuntimeError, RuntimeError("aborted"), None)
-        shutil.rmtree(job.folder / ".work", ignore_errors=True)
+            job.writers = None
 
 
 def predict_scenes(sources: list, model_path: Path, model, meta: dict, settings: dict, codes: np.ndarray,
@@ -253,7 +314,7 @@ def predict_scenes(sources: list, model_path: Path, model, meta: dict, settings:
         codes, colormap, class_names: the model's classes, their colours and names.
         client: a ``distributed.Client``, or None for this process.
         probabilities: None, ``"uint8"`` or ``"float32"`` (WRITE_PROBABILITIES, PROBABILITY_DTYPE).
-        in_flight: scenes prepared or predicted at once on Dask.
+        in_flight: scenes being predicted at once on Dask (their chunks are queued together).
         mosaic_crs: ``TARGET_CRS`` of the mosaic (None: the first scene's).
 
     Returns:
@@ -261,11 +322,11 @@ def predict_scenes(sources: list, model_path: Path, model, meta: dict, settings:
     """
     if not sources:
         raise ValueError("PREDICT_SCENES is empty")
-    p, fcn = meta["patch_size"], meta.get("padding") == "valid"
+    small = {k: meta[k] for k in ("patch_size", "mean", "std")} | {"padding": meta.get("padding", "same")}
     jobs = []
     for source, name in zip(sources, scene_ids(sources)):
-        folder = Path(out_dir) / name
-        jobs.append(Job(str(source), folder, stamp_of(source, model_path, settings, codes, probabilities)))
+        jobs.append(Job(str(source), Path(out_dir) / name, stamp_of(source, model_path, settings, codes,
+                                                                    probabilities)))
     todo = [job for job in jobs if not finished(job.folder, job.stamp)]
     for job in jobs:
         if job not in todo:
@@ -273,28 +334,20 @@ def predict_scenes(sources: list, model_path: Path, model, meta: dict, settings:
         else:
             (job.folder / STAMP).unlink(missing_ok=True)  # the old stamp is void from now on
     bar = tqdm(total=0, desc=f"mapping {len(todo)} scene(s)", unit="chunk", disable=None)
+    args = (small, codes, batch_size, tile_mb, probabilities)
     try:
         if client is None:
             from landcover import models
 
-            runner = models.fully_convolutional(model) if fcn else model
+            runner = models.fully_convolutional(model) if small["padding"] == "valid" else model
             for job in todo:
-                job.info = prepare(job.source, settings, meta["mean"], meta["std"], p, str(job.folder / ".work"))
-                _open_writers(job, codes, colormap, class_names, probabilities)
-                padded = np.load(job.info["padded"], mmap_mode="r")
-                valid = np.load(job.info["valid"], mmap_mode="r")
-                boxes = cluster.chunks((job.info["height"], job.info["width"]), chunk)
-                bar.total += len(boxes)
-                for box in boxes:
-                    _write_chunk(job, box, *inference.predict_box(
-                        runner, padded, valid, box, p, codes, fully_convolutional=fcn, batch_size=batch_size,
-                        tile_mb=tile_mb, probabilities=probabilities))
+                _start(job, settings, chunk, codes, colormap, class_names, probabilities, bar)
+                for box in job.boxes:
+                    _write_chunk(job, *predict_scene_chunk(job.source, settings, job.grid, box, *args, model=runner)[:5])
                     bar.update()
-                del padded, valid  # the memory maps close before their files go
                 _finish(job, probabilities)
         else:
-            _on_cluster(client, todo, model_path, meta, codes, colormap, class_names, chunk, batch_size, tile_mb,
-                        probabilities, in_flight, bar)
+            _on_cluster(client, todo, model_path, settings, args, chunk, colormap, class_names, in_flight, bar)
     except BaseException:
         _abort(todo)
         raise
@@ -306,45 +359,40 @@ def predict_scenes(sources: list, model_path: Path, model, meta: dict, settings:
     return folders
 
 
-def _on_cluster(client, todo: list[Job], model_path, meta, codes, colormap, class_names, chunk, batch_size, tile_mb,
-                probabilities, in_flight, bar) -> None:
-    """Scenes on Dask: prepared on the workers, ``in_flight`` at a time, their chunks written as they come."""
+def _start(job: Job, settings: dict, chunk: int, codes, colormap, class_names, probabilities, bar) -> None:
+    """A scene's grid and chunks, and its output files opened."""
+    job.grid = scene_grid(job.source, settings)
+    job.boxes = cluster.chunks((job.grid["height"], job.grid["width"]), chunk)
+    job.remaining = len(job.boxes)
+    _open_writers(job, codes, colormap, class_names, probabilities)
+    bar.total += len(job.boxes)
+    bar.refresh()
+
+
+def _on_cluster(client, todo: list[Job], model_path, settings, args, chunk, colormap, class_names, in_flight,
+                bar) -> None:
+    """Scenes on Dask: ``in_flight`` scenes' chunks queued at a time, each chunk written as it comes."""
     from distributed import as_completed
 
     if in_flight < 1:
         raise ValueError(f"PREDICT_SCENES_IN_FLIGHT={in_flight}: expected at least 1")
-    cluster.register_model(client, model_path, meta.get("padding") == "valid")
-    p = meta["patch_size"]
-    queue, owner = list(todo), {}
-    running = as_completed()
+    small, codes, probabilities = args[0], args[1], args[4]
+    cluster.register_model(client, model_path, small["padding"] == "valid")
+    queue, owner, running = list(todo), {}, as_completed()
 
     def start(job: Job) -> None:
-        future = client.submit(prepare, job.source, job.stamp["settings"], meta["mean"], meta["std"], p,
-                               str(job.folder / ".work"), pure=False)
-        owner[future.key] = job
-        running.add(future)
+        _start(job, settings, chunk, codes, colormap, class_names, probabilities, bar)
+        for box in job.boxes:
+            future = client.submit(predict_scene_chunk, job.source, settings, job.grid, box, *args, pure=False)
+            owner[future.key] = job
+            running.add(future)
 
     for _ in range(min(in_flight, len(queue))):
         start(queue.pop(0))
     for future in running:
         job = owner.pop(future.key)
-        result = future.result()  # a task's error is raised here, naming the scene
-        if not job.info:  # the scene is prepared: its chunks go out
-            job.info = result
-            _open_writers(job, codes, colormap, class_names, probabilities)
-            boxes = cluster.chunks((result["height"], result["width"]), chunk)
-            job.remaining = len(boxes)
-            bar.total += len(boxes)
-            bar.refresh()
-            for box in boxes:
-                chunk_future = client.submit(cluster.predict_chunk, result["padded"], result["valid"], box, p, codes,
-                                             batch_size, tile_mb, probabilities, pure=False)
-                owner[chunk_future.key] = job
-                running.add(chunk_future)
-            continue
-        _write_chunk(job, *result)
+        _write_chunk(job, *future.result()[:5])  # a task's error is raised here
         bar.update()
-        job.remaining -= 1
         if job.remaining == 0:
             _finish(job, probabilities)
             if queue:

@@ -171,8 +171,8 @@ def test_bigearth_read_on_dask_gives_the_serial_shards(tmp_path, client, tiny_ar
 
 
 @pytest.mark.slow
-def test_a_worker_killed_while_preparing_a_scene_changes_nothing(tmp_path, client):
-    """A worker dies mid-way through preparing a scene: Dask reruns it; the maps are the undisturbed run's and
+def test_a_worker_killed_while_mapping_a_scene_changes_nothing(tmp_path, client):
+    """A worker dies mid-way through a scene's chunk: Dask reruns it; the maps are the undisturbed run's and
     no partial file is left."""
     import rasterio
 
@@ -182,7 +182,7 @@ def test_a_worker_killed_while_preparing_a_scene_changes_nothing(tmp_path, clien
     path, model, meta = tiny_model(tmp_path)
     here = run_scenes([a, b], path, model, meta, tmp_path / "here")
     marker = tmp_path / "killed"
-    client.register_plugin(kill_once("prepare", marker))
+    client.register_plugin(kill_once("predict_scene_chunk", marker))
     try:
         there = run_scenes([a, b], path, None, meta, tmp_path / "dask", client=client)
     finally:

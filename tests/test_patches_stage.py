@@ -81,7 +81,7 @@ def test_train_sweep_then_whole_scene_maps(tmp_path, tiny_demo, padding):
         model = f"{tmp_path / 'models' / out.name}.keras"
         assert scene_maps.main([*args, "--set", f"PREDICT_SCENES=['{tiny_demo.product}']", "--set",
                                 f"PREDICT_AOI={TINY_AOI}", "--set", f"PREDICT_MODEL={model}",
-                                "--set", "PREDICT_CHUNK=100"]) == 0
+                                "--set", "PREDICT_CHUNK=37"]) == 0
         scene_out = out / tiny_demo.product.name.removesuffix(".SAFE")
         with rasterio.open(scene_out / "prediction.tif") as other, rasterio.open(out / "mosaic.vrt") as mosaic:
             assert (other.crs, other.transform) == (pred.crs, pred.transform)

@@ -11,7 +11,7 @@ from rasterio.crs import CRS
 from rasterio.warp import transform as warp_transform
 
 import config
-from landcover import inference, models, scene_maps
+from landcover import inference, models, patch_data, rasters, scene_maps
 from tests.test_products import _tile
 
 BANDS = ["B02", "B03", "B04", "B08"]
@@ -68,15 +68,14 @@ def test_two_scenes_in_their_own_zones_and_the_mosaic_covers_both(tmp_path, scen
             maps.append((pred.read(1), pred.transform, pred.crs))
         assert (maps[-1][0] > 0).all() and set(np.unique(maps[-1][0])) <= set(CODES)
         # the chunked map (16 px chunks, halos across chunk edges) is the whole-scene per-patch prediction
-        info = scene_maps.prepare(str(source), scene_maps.preparation(meta, config), meta["mean"], meta["std"], 5,
-                                  str(tmp_path / "check" / folder.name))
-        padded, valid = np.load(info["padded"]), np.load(info["valid"])
+        scene, _, valid, _ = scene_maps.read_scene(str(source), scene_maps.preparation(meta, config))
+        padded = patch_data.normalised_padded(rasters.fill_nodata_nearest(scene, valid), meta["mean"], meta["std"], 5)
         expected, _ = inference.map_from_tiles(inference.window_tiles(model, padded, 5, valid, batch_size=64),
                                                valid.shape, CODES, valid)
         assert np.array_equal(maps[-1][0], expected)
         stamp = json.loads((folder / scene_maps.STAMP).read_text())
         assert stamp["source"] == str(source) and stamp["settings"]["BANDS"] == BANDS
-        assert not list(folder.glob(".*"))  # no scratch input or temporary file left
+        assert not list(folder.glob(".*"))  # no temporary file left
     # the mosaic: in the first scene's CRS, covering both, the second scene warped into it
     with rasterio.open(tmp_path / "maps" / "mosaic.vrt") as mosaic:
         assert mosaic.crs.to_epsg() == 32630 and mosaic.colormap(1)[231][3] == 255
