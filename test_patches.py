@@ -19,7 +19,8 @@ Outputs (PREDICT_DIR/<model name>/):
                       CRS, transform and size of scene.tif; a Cloud-Optimised
                       GeoTIFF (256 px tiles, nearest-neighbour overviews)
     confidence.tif    highest class probability (float32), a COG as well
-    probabilities.tif with WRITE_PROBABILITIES: one band per class (float32)
+    probabilities.tif with WRITE_PROBABILITIES: one band per class (PROBABILITY_DTYPE:
+                      uint8 = p x 255, or float32)
     prediction.png    true colour | ground truth | prediction, with legend
     evaluation.md/.csv  held-out test points (accuracy, kappa, macro F1) and
                       the whole AOI (agreement with the ground truth)
@@ -32,11 +33,27 @@ Outputs (PREDICT_DIR/<model name>/):
                       in km2, each with its 95 % interval, from the held-out test
                       points and the map's class proportions (Olofsson et al. 2014)
     per_class.csv, confusion_aoi.png, test_patches_config.json
+    maps_side_by_side.png, maps_compared.md/.csv  with PIXEL_MAPS: the per-pixel
+                      experiment's random forest and MLP-Pixel (run 1 of the CNN's
+                      split, saved by test_segment.py; PREDICT_MODEL may name one
+                      too) mapped through the same path (a 1 x 1 "patch"), each
+                      with the outputs above in PREDICT_DIR/<its name>/, and the
+                      three maps side by side with their scores
+With PREDICT_SCENES (products or STAC items), also each of those scenes, in
+PREDICT_AOI (None: whole), prepared as the model's training scene and mapped
+chunk by chunk, each chunk reading only its window (landcover/scene_maps.py):
+    PREDICT_DIR/<model name>/<scene id>/prediction.tif, confidence.tif (COGs),
+        [probabilities.tif], done.json (written last; a re-run skips the scene)
+    PREDICT_DIR/<model name>/mosaic.vrt, confidence_mosaic.vrt  over all scenes,
+        in TARGET_CRS (None: the first scene's), the first scene on top
 Config keys: PREDICT_MODEL, REPORTS_DIR, PREP_DIR, POINTS_FORMAT, PREDICT_DIR,
-    PREDICT_BATCH, PREDICT_TILE_MB, WRITE_PROBABILITIES, STRETCH_PERCENTILES,
-    SCHEDULER, DASK_WORKERS, PREDICT_CHUNK.
+    PREDICT_BATCH, PREDICT_TILE_MB, WRITE_PROBABILITIES, PROBABILITY_DTYPE,
+    PIXEL_MAPS, MODELS_DIR, SPLITS, STRETCH_PERCENTILES, PREDICT_SCENES, PREDICT_AOI,
+    SCENE_OFFSET, TARGET_CRS, SCHEDULER, DASK_WORKERS, PREDICT_CHUNK,
+    PREDICT_SCENES_IN_FLIGHT.
 Run:
     python test_patches.py [--set PREDICT_MODEL=models/patch_cnn_spatial_7.keras]
+    python test_patches.py --set SCHEDULER='"local"' --set "PREDICT_SCENES=['/data/S2B_...T30UWC_....SAFE']"
 """
 
 import contextlib

@@ -118,8 +118,9 @@ def test_a_model_file_the_workers_cannot_read_is_one_line(tmp_path):
 
 
 def test_dask_is_not_imported_without_a_scheduler():
-    """SCHEDULER = None: the stage and the cluster module load without dask or distributed."""
-    code = ("import sys, test_patches, landcover.cluster, landcover.inference; "
+    """SCHEDULER = None: the stages and the modules with a Dask path load without dask or distributed."""
+    code = ("import sys, test_patches, segment, read_bigearth, landcover.cluster, landcover.inference, "
+            "landcover.scene_maps, landcover.bigearth, landcover.segmentation; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])

@@ -136,6 +136,9 @@ def test_runner_runs_every_stage_and_writes_the_report(tmp_path, tiny_demo):
     # transfer: the head (b) trained on each of the best patch CNN's runs, on that run's points
     assert (table.loc[table["experiment"] == "transfer vs best patch CNN", "n_runs"] == 2).all()
     assert (tmp_path / "reports" / "figures" / "accuracy_by_segment_size.png").exists()
+    # the per-pixel forest and MLP mapped beside the CNN (PIXEL_MAPS), shown in the report
+    assert "### The three methods' maps" in text and "pixel_random_forest_" in text
+    assert (tmp_path / "reports" / "figures" / "maps_side_by_side.png").exists()
 
 
 def _fake_predictions(src, accuracy: dict[str, float], runs=3, points=1000, seed=0):
