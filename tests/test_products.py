@@ -249,15 +249,23 @@ def _tile(root, name, crs, left, top, width, height):
     return write_product(root, name, dn, transform, crs=crs, mtd=_mtd(root, "05.09", {i: -1000 for i in range(13)}))
 
 
-def test_two_tiles_in_two_utm_zones_mosaic_without_a_seam(tmp_path):
-    # the 30N / 31N border is at 0 degrees east; two tiles of 4 x 3 km that each reach 1 km past it
+def zone_tiles(root, west_of_border: int, east_of_border: int, north: int, width: int, height: int):
+    """Two tiles near 0 degrees east, 50 N, where UTM 30N meets 31N: the first in 30N with its left edge
+    ``west_of_border`` m west of the border, the second in 31N with its left edge ``east_of_border`` m east
+    of it (negative: west), both with their top ``north`` m north of 50 N; ``width`` x ``height`` px at 10 m."""
     utm30, utm31 = CRS.from_epsg(32630), CRS.from_epsg(32631)
     x30, y30 = warp_transform("EPSG:4326", utm30, [0.0], [50.0])
     x31, y31 = warp_transform("EPSG:4326", utm31, [0.0], [50.0])
-    a = _tile(tmp_path / "a", "S2A_MSIL2A_20230101T110621_N0509_R037_T30UYA_20230101T1", utm30,
-              round(x30[0] / 10) * 10 - 3000, round(y30[0] / 10) * 10 + 1500, 400, 300)
-    b = _tile(tmp_path / "b", "S2A_MSIL2A_20230101T110621_N0509_R037_T31UCR_20230101T1", utm31,
-              round(x31[0] / 10) * 10 - 1000, round(y31[0] / 10) * 10 + 1500, 400, 300)
+    a = _tile(root / "a", "S2A_MSIL2A_20230101T110621_N0509_R037_T30UYA_20230101T1", utm30,
+              round(x30[0] / 10) * 10 - west_of_border, round(y30[0] / 10) * 10 + north, width, height)
+    b = _tile(root / "b", "S2A_MSIL2A_20230101T110621_N0509_R037_T31UCR_20230101T1", utm31,
+              round(x31[0] / 10) * 10 + east_of_border, round(y31[0] / 10) * 10 + north, width, height)
+    return a, b
+
+
+def test_two_tiles_in_two_utm_zones_mosaic_without_a_seam(tmp_path):
+    # the 30N / 31N border is at 0 degrees east; two tiles of 4 x 3 km that each reach 1 km past it
+    a, b = zone_tiles(tmp_path, 3000, -1000, 1500, 400, 300)
     aoi = (-0.02, 49.995, 0.02, 50.005)  # 2.9 x 1.1 km across the border
     scene, profile, info = scene_of([a, b], aoi)
     assert profile["crs"] == CRS.from_epsg(32631)  # the zone of the AOI's centre (0.0 E lies in 31N)

@@ -7,27 +7,19 @@ import json
 import numpy as np
 import pytest
 import rasterio
-from rasterio.crs import CRS
 from rasterio.warp import transform as warp_transform
 
 import config
 from landcover import inference, models, patch_data, rasters, scene_maps
-from tests.test_products import _tile
+from tests.test_products import zone_tiles
 
 BANDS = ["B02", "B03", "B04", "B08"]
 CODES = np.array([211, 231, 311])
 
 
 def two_zones(root):
-    """Two 60 x 40 px products either side of 0 degrees east: one in UTM 30N, one in UTM 31N."""
-    utm30, utm31 = CRS.from_epsg(32630), CRS.from_epsg(32631)
-    x30, y30 = warp_transform("EPSG:4326", utm30, [0.0], [50.0])
-    x31, y31 = warp_transform("EPSG:4326", utm31, [0.0], [50.0])
-    a = _tile(root / "a", "S2A_MSIL2A_20230101T110621_N0509_R037_T30UYA_20230101T1", utm30,
-              round(x30[0] / 10) * 10 - 1000, round(y30[0] / 10) * 10 + 200, 60, 40)
-    b = _tile(root / "b", "S2A_MSIL2A_20230101T110621_N0509_R037_T31UCR_20230101T1", utm31,
-              round(x31[0] / 10) * 10 + 400, round(y31[0] / 10) * 10 + 200, 60, 40)
-    return a, b
+    """Two 60 x 40 px products either side of 0 degrees east: one in UTM 30N, one in UTM 31N, 800 m apart."""
+    return zone_tiles(root, 1000, 400, 200, 60, 40)
 
 
 def tiny_model(tmp_path, padding="same"):
