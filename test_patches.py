@@ -175,7 +175,7 @@ def run() -> None:
                                  f"{m['label']} ({m['agreement']:.1%})") for m in maps],
                              [shown[c] for c in sorted(shown)],
                              f"Whole-AOI maps, {meta.get('split')} split (whole-AOI agreement with the ground truth)",
-                             columns=3 if len(maps) > 1 else None)
+                             columns=3)
     cli.save_config(out, "test_patches")
     print(mapped["table"].to_markdown(index=False, floatfmt=".3f"))
 
