@@ -105,14 +105,13 @@ def predict_in_process(model, meta: dict, padded: np.ndarray, valid: np.ndarray,
         return inference.map_from_tiles(tiles, valid.shape, codes, valid, sink)
 
 
-def predict_on_dask(path: Path, meta: dict, padded: np.ndarray, valid: np.ndarray, codes: np.ndarray,
+def predict_on_dask(client, path: Path, meta: dict, padded: np.ndarray, valid: np.ndarray, codes: np.ndarray,
                     probabilities: Path, profile: dict, classes) -> tuple[np.ndarray, np.ndarray]:
     """The class and confidence maps predicted by chunks on Dask (SCHEDULER), the model loaded once per worker
     (the probability stack, with WRITE_PROBABILITIES, written chunk by chunk as the chunks arrive)."""
     from landcover import cluster
 
     with contextlib.ExitStack() as stack:
-        client = stack.enter_context(cluster.connect(config.SCHEDULER, config.DASK_WORKERS))
         dtype = config.PROBABILITY_DTYPE if config.WRITE_PROBABILITIES else None
         sink = stack.enter_context(rasters.chunk_writer(
             probabilities, profile, len(classes), dtype, [f"{c.code} {c.name}" for c in classes],
@@ -123,25 +122,19 @@ def predict_on_dask(path: Path, meta: dict, padded: np.ndarray, valid: np.ndarra
                                    scratch=probabilities.parent, probabilities=dtype, probability_sink=sink)
 
 
-def map_scenes(path: Path, model, meta: dict) -> None:
-    """PREDICT_SCENES: each scene prepared as the training scene was, mapped by chunks (in this process or on
-    Dask), stamped; a VRT mosaic over them (landcover/scene_maps.py)."""
+def map_scenes(path: Path, model, meta: dict, client) -> None:
+    """PREDICT_SCENES: each scene prepared as the training scene was, mapped by chunks (in this process, or on
+    Dask with ``client``), stamped; a VRT mosaic over them (landcover/scene_maps.py)."""
     from landcover import scene_maps
 
     classes = legend.classes_from_json(meta["classes"])
     out = Path(config.PREDICT_DIR) / path.stem
-    with contextlib.ExitStack() as stack:
-        client = None
-        if config.SCHEDULER is not None:
-            from landcover import cluster
-
-            client = stack.enter_context(cluster.connect(config.SCHEDULER, config.DASK_WORKERS))
-        folders = scene_maps.predict_scenes(
-            list(config.PREDICT_SCENES), path, model if client is None else None, meta,
-            scene_maps.preparation(meta, config), np.array([c.code for c in classes]), legend.colormap(classes),
-            [c.name for c in classes], out, client=client, chunk=config.PREDICT_CHUNK, batch_size=config.PREDICT_BATCH,
-            tile_mb=config.PREDICT_TILE_MB, probabilities=config.PROBABILITY_DTYPE if config.WRITE_PROBABILITIES else None,
-            in_flight=config.PREDICT_SCENES_IN_FLIGHT, mosaic_crs=config.TARGET_CRS)
+    folders = scene_maps.predict_scenes(
+        list(config.PREDICT_SCENES), path, model if client is None else None, meta,
+        scene_maps.preparation(meta, config), np.array([c.code for c in classes]), legend.colormap(classes),
+        [c.name for c in classes], out, client=client, chunk=config.PREDICT_CHUNK, batch_size=config.PREDICT_BATCH,
+        tile_mb=config.PREDICT_TILE_MB, probabilities=config.PROBABILITY_DTYPE if config.WRITE_PROBABILITIES else None,
+        in_flight=config.PREDICT_SCENES_IN_FLIGHT, mosaic_crs=config.TARGET_CRS)
     print("\n".join(str(f / "prediction.tif") for f in folders) + f"\n{out / 'mosaic.vrt'}")
 
 
@@ -150,19 +143,31 @@ def run() -> None:
     model, meta = models.load_model(path)
     inference.probability_values(np.zeros(1), config.PROBABILITY_DTYPE)  # a bad dtype is refused before any work
     out = Path(config.PREDICT_DIR) / path.stem
-    if config.PREDICT_SCENES:  # other scenes: maps only (no ground truth there)
-        map_scenes(path, model, meta)
-        if not (Path(config.PREP_DIR) / "scene.tif").exists():
-            log.info("no prepared AOI in %s: only PREDICT_SCENES mapped", config.PREP_DIR)
-            return cli.save_config(out, "test_patches")
-    mapped = map_aoi(path, model, meta)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if config.SCHEDULER is not None:  # one cluster for every map of the run
+            from landcover import cluster
+
+            client = stack.enter_context(cluster.connect(config.SCHEDULER, config.DASK_WORKERS))
+        if config.PREDICT_SCENES:  # other scenes: maps only (no ground truth there)
+            map_scenes(path, model, meta, client)
+            if not (Path(config.PREP_DIR) / "scene.tif").exists():
+                log.info("no prepared AOI in %s: only PREDICT_SCENES mapped", config.PREP_DIR)
+                return cli.save_config(out, "test_patches")
+        map_aoi_and_pixel_maps(path, model, meta, out, client)
+    cli.save_config(out, "test_patches")
+
+
+def map_aoi_and_pixel_maps(path: Path, model, meta: dict, out: Path, client) -> None:
+    """The training AOI's map and, with PIXEL_MAPS, the per-pixel classifiers' maps beside it."""
+    mapped = map_aoi(path, model, meta, client)
     if config.PIXEL_MAPS and not pixel_maps.is_pixel_model(meta):
         others = [pixel_maps.model_path(Path(config.MODELS_DIR), kind, meta.get("split", "?")) for kind in ("rf", "mlp")]
         missing = [o.name for o in others if not o.exists()]
         if missing:
             log.info("PIXEL_MAPS: %s not in MODELS_DIR (test_segment.py saves them); mapped without them",
                      ", ".join(missing))
-        maps = [mapped] + [map_aoi(o, *models.load_model(o)) for o in others if o.exists()]
+        maps = [mapped] + [map_aoi(o, *models.load_model(o), client) for o in others if o.exists()]
         if len(maps) > 1:  # the three methods side by side, with their scores
             evaluation.write_table(pd.concat([m["table"] for m in maps], ignore_index=True), out / "maps_compared",
                                    f"The per-pixel classifiers' maps beside {path.name}'s ({meta.get('split')} split, "
@@ -176,13 +181,12 @@ def run() -> None:
                              [shown[c] for c in sorted(shown)],
                              f"Whole-AOI maps, {meta.get('split')} split (whole-AOI agreement with the ground truth)",
                              columns=3)
-    cli.save_config(out, "test_patches")
     print(mapped["table"].to_markdown(index=False, floatfmt=".3f"))
 
 
-def map_aoi(path: Path, model, meta: dict) -> dict:
-    """The training AOI's map by ``model`` (a patch CNN or a per-pixel classifier), scored and written to
-    PREDICT_DIR/<model name>/; returns what the side-by-side figure needs."""
+def map_aoi(path: Path, model, meta: dict, client=None) -> dict:
+    """The training AOI's map by ``model`` (a patch CNN or a per-pixel classifier; on Dask with ``client``),
+    scored and written to PREDICT_DIR/<model name>/; returns what the side-by-side figure needs."""
     prep = Path(config.PREP_DIR)
     scene, profile, valid = rasters.read_scene_filled(prep / "scene.tif")  # nodata filled for the windows
     names = rasters.band_names(prep / "scene.tif")
@@ -197,8 +201,8 @@ def map_aoi(path: Path, model, meta: dict) -> dict:
     out = Path(config.PREDICT_DIR) / path.stem
     base = dict(profile, count=1)
     padded = patch_data.normalised_padded(scene, meta["mean"], meta["std"], p)
-    if config.SCHEDULER is not None:  # on Dask: chunks with a halo, the model loaded once per worker
-        prediction, confidence = predict_on_dask(path, meta, padded, valid, codes, out / "probabilities.tif",
+    if client is not None:  # on Dask: chunks with a halo, the model loaded once per worker
+        prediction, confidence = predict_on_dask(client, path, meta, padded, valid, codes, out / "probabilities.tif",
                                                  dict(base), classes)
     else:
         prediction, confidence = predict_in_process(model, meta, padded, valid, codes, out / "probabilities.tif",

@@ -77,6 +77,13 @@ def test_train_sweep_then_whole_scene_maps(tmp_path, tiny_demo, padding):
             probs = src.read()
         assert probs.shape[0] == len(meta["classes"]) and probs.dtype == np.uint8
         assert np.abs(probs.sum(axis=0)[prediction > 0].astype(int) - 255).max() <= len(meta["classes"]) // 2 + 1
+        # the stage on a LocalCluster of 2 workers (one cluster for the run): the same map and probabilities
+        dask_args = [*args, "--set", f"PREDICT_DIR={tmp_path / 'dask'}", "--set", "SCHEDULER='local'",
+                     "--set", "PREDICT_CHUNK=50"]
+        assert scene_maps.main(dask_args) == 0
+        with rasterio.open(tmp_path / "dask" / out.name / "prediction.tif") as other, \
+                rasterio.open(tmp_path / "dask" / out.name / "probabilities.tif") as other_probs:
+            assert np.array_equal(other.read(1), prediction) and np.array_equal(other_probs.read(), probs)
     else:  # the training product as another scene (PREDICT_SCENES, PREDICT_AOI): prepared the same, same labels
         model = f"{tmp_path / 'models' / out.name}.keras"
         assert scene_maps.main([*args, "--set", f"PREDICT_SCENES=['{tiny_demo.product}']", "--set",
