@@ -136,6 +136,9 @@ SEG_PERCENTILES = (10, 25, 50, 75, 90)
 # Largest working memory (GB) the segmentation may need (~300 bytes/pixel);
 # larger scenes are refused with a message naming the size.
 SEG_MAX_MEMORY_GB = 8.0
+# segment.py also segments each scene of PREDICT_SCENES (whole, one task per
+# scene; a whole 10980 x 10980 tile needs about 36 GB, see SEG_MAX_MEMORY_GB).
+SEGMENT_SCENES = False
 
 # ---------------------------------------------------- per-pixel experiment ----
 # Output folder of the experiments' tables and figures.

@@ -20,7 +20,7 @@ Outputs (SEG_DIR):
     scale_sweep.csv/.md  per SEG_SCALES entry: segments and median segment size (px, ha)
     segments_summary.json  segment count, median size, count per type
     segment_config.json  the effective configuration
-With PREDICT_SCENES, also each of those scenes (read in PREDICT_AOI as scene_prep.py
+With SEGMENT_SCENES = True, also each scene of PREDICT_SCENES (read in PREDICT_AOI as scene_prep.py
 reads the training product: BANDS, RESOLUTION, HARMONIZE, the cloud mask), whole,
 one scene per task (on Dask with SCHEDULER; Felzenszwalb is not tiled, since tiles
 would change the segments, and a scene beyond SEG_MAX_MEMORY_GB is refused), its
@@ -29,7 +29,7 @@ types from its own segment means' percentiles, into SEG_DIR/scenes/<scene id>/:
     segments_summary.json, done.json (written last; a re-run skips stamped scenes)
 Config keys: PREP_DIR, POINTS_FORMAT, SEG_DIR, SEG_SCALE, SEG_SCALES, SEG_SIGMA, SEG_MIN_SIZE,
     SEG_INPUT, SEG_TYPE_BAND, SEG_PERCENTILES, SEG_MAX_MEMORY_GB, STRETCH_PERCENTILES;
-    PREDICT_SCENES, PREDICT_AOI, SCHEDULER, DASK_WORKERS, PREDICT_SCENES_IN_FLIGHT and the
+    SEGMENT_SCENES, PREDICT_SCENES, PREDICT_AOI, SCHEDULER, DASK_WORKERS, PREDICT_SCENES_IN_FLIGHT and the
     scene keys (BANDS, RESOLUTION, HARMONIZE, SCENE_OFFSET, MASK_CLOUDS, MASK_SCL_CLASSES,
     CLOUD_THRESHOLD, CLOUD_DILATION_M).
 Run:
@@ -50,7 +50,7 @@ log = logging.getLogger("segment")
 def run() -> None:
     seg = segmentation.settings_from(config)
     prep, out = Path(config.PREP_DIR), Path(config.SEG_DIR)
-    if config.PREDICT_SCENES:  # other scenes, each whole in one task (in this process or on Dask)
+    if config.PREDICT_SCENES and config.SEGMENT_SCENES:  # other scenes, each whole in one task
         segment_scenes(seg, out / "scenes")
         if not (prep / "scene.tif").exists():
             log.info("no prepared AOI in %s: only PREDICT_SCENES segmented", prep)
@@ -96,9 +96,9 @@ def segment_aoi(seg: dict, prep: Path, out: Path) -> None:
 
 
 CONFIG_KEYS = ("PREP_DIR", "POINTS_FORMAT", "SEG_DIR", "SEG_SCALE", "SEG_SCALES", "SEG_SIGMA", "SEG_MIN_SIZE", "SEG_INPUT",
-               "SEG_TYPE_BAND", "SEG_PERCENTILES", "SEG_MAX_MEMORY_GB", "STRETCH_PERCENTILES", "PREDICT_SCENES",
-               "PREDICT_AOI", "BANDS", "RESOLUTION", "HARMONIZE", "SCENE_OFFSET", "MASK_CLOUDS", "MASK_SCL_CLASSES",
-               "CLOUD_THRESHOLD", "CLOUD_DILATION_M")
+               "SEG_TYPE_BAND", "SEG_PERCENTILES", "SEG_MAX_MEMORY_GB", "STRETCH_PERCENTILES", "SEGMENT_SCENES",
+               "PREDICT_SCENES", "PREDICT_AOI", "BANDS", "RESOLUTION", "HARMONIZE", "SCENE_OFFSET", "MASK_CLOUDS",
+               "MASK_SCL_CLASSES", "CLOUD_THRESHOLD", "CLOUD_DILATION_M")
 
 
 def inputs() -> list[Path]:

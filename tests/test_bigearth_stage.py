@@ -32,6 +32,12 @@ def test_read_then_train_and_transfer(tmp_path, tiny_demo):
     kept = pd.read_parquet(tmp_path / "shards" / "manifest.parquet")["patch"]
     assert manifest["counts"]["listed"] == 18 and not set(kept) & set(listed)
     assert manifest["shards"] == -(-manifest["counts"]["kept"] // 5)
+    # read on a LocalCluster of 2 workers: the same shards and manifest
+    assert read_bigearth.main([*args, "--set", f"BIGEARTH_DIR={tmp_path / 'dask'}", "--set", "SCHEDULER='local'"]) == 0
+    assert json.loads((tmp_path / "dask" / "manifest.json").read_text())["counts"] == manifest["counts"]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "dask" / "manifest.parquet"),
+                                  pd.read_parquet(tmp_path / "shards" / "manifest.parquet"))
+    assert (tmp_path / "dask" / "shard_00000_x.npy").read_bytes() == (tmp_path / "shards" / "shard_00000_x.npy").read_bytes()
 
     assert train_bigearth.main(args) == 0
     table = pd.read_csv(tmp_path / "reports" / "bigearth" / "results.csv")

@@ -155,3 +155,16 @@ def test_each_scene_is_segmented_whole_in_its_own_zone_and_skipped_once_done(tmp
     with pytest.raises(ValueError, match="SEG_MAX_MEMORY_GB"):
         segment_two([a], tmp_path / "tiny", seg=SEG | {"max_gb": 1e-6})
     assert not (tmp_path / "tiny" / a.stem / scene_maps.STAMP).exists()
+
+
+def test_segment_stage_segments_the_scenes_only_when_asked(tmp_path, scenes):
+    import segment
+
+    a, b = scenes
+    args = ["--set", f"PREDICT_SCENES={[str(a), str(b)]}", "--set", f"PREP_DIR={tmp_path / 'none'}",
+            "--set", f"SEG_DIR={tmp_path / 'segments'}", "--set", "SEG_INPUT='raw'", "--set", "SEG_SCALE=100",
+            "--set", "SEG_MIN_SIZE=20"]
+    assert segment.main([*args, "--set", "SEGMENT_SCENES=True"]) == 0  # no prepared AOI: the scenes only
+    assert all((tmp_path / "segments" / "scenes" / p.stem / scene_maps.STAMP).exists() for p in (a, b))
+    assert segment.main([*args, "--set", f"SEG_DIR={tmp_path / 'off'}"]) == 2  # not asked: the AOI, which is missing
+    assert not (tmp_path / "off" / "scenes").exists()
