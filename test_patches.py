@@ -162,7 +162,8 @@ def map_aoi_and_pixel_maps(path: Path, model, meta: dict, out: Path, client) -> 
     """The training AOI's map and, with PIXEL_MAPS, the per-pixel classifiers' maps beside it."""
     mapped = map_aoi(path, model, meta, client)
     if config.PIXEL_MAPS and not pixel_maps.is_pixel_model(meta):
-        others = [pixel_maps.model_path(Path(config.MODELS_DIR), kind, meta.get("split", "?")) for kind in ("rf", "mlp")]
+        split = meta.get("split", "?")
+        others = [pixel_maps.model_path(Path(config.MODELS_DIR), kind, split) for kind in ("rf", "mlp")]
         missing = [o.name for o in others if not o.exists()]
         if missing:
             log.info("PIXEL_MAPS: %s not in MODELS_DIR (test_segment.py saves them); mapped without them",

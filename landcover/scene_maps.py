@@ -343,7 +343,8 @@ def predict_scenes(sources: list, model_path: Path, model, meta: dict, settings:
             for job in todo:
                 _start(job, settings, chunk, codes, colormap, class_names, probabilities, bar)
                 for box in job.boxes:
-                    _write_chunk(job, *predict_scene_chunk(job.source, settings, job.grid, box, *args, model=runner)[:5])
+                    result = predict_scene_chunk(job.source, settings, job.grid, box, *args, model=runner)
+                    _write_chunk(job, *result[:5])
                     bar.update()
                 _finish(job, probabilities)
         else:

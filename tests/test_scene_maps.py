@@ -117,7 +117,8 @@ def test_restart_skips_finished_scenes_and_a_failed_scene_leaves_no_output(tmp_p
 
 
 def test_scene_ids_are_unique_folder_names(tmp_path):
-    ids = scene_maps.scene_ids([tmp_path / "S2A_X.SAFE", "https://earth-search/items/S2B_Y.json", tmp_path / "S2A_X.SAFE"])
+    ids = scene_maps.scene_ids([tmp_path / "S2A_X.SAFE", "https://earth-search/items/S2B_Y.json",
+                                tmp_path / "S2A_X.SAFE"])
     assert ids == ["S2A_X", "S2B_Y", "S2A_X_2"]
 
 
