@@ -95,16 +95,20 @@ def plain(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def scene_ids(sources: list) -> list[str]:
-    """A folder name per scene: the product's name (``.SAFE`` stem, granule or STAC item id), made unique."""
+def scene_ids(sources: list, settings: dict) -> list[str]:
+    """A folder name per scene: its product's name (the ``.SAFE`` name without the suffix, the granule of an
+    old multi-granule product, or the STAC item's id), made unique.
+
+    Every scene is opened here, before any work: a missing product or band
+    file stops the run at once, with one line naming it.
+    """
     ids: list[str] = []
     for source in sources:
-        text = str(source).rstrip("/")
-        name = Path(text.split("?")[0]).name
-        for suffix in (".SAFE", ".json"):
-            name = name[: -len(suffix)] if name.endswith(suffix) else name
-        base, k = name or "scene", 2
-        while name in ids or not name:
+        (product,) = products.open_products([source], settings["BANDS"], settings["RESOLUTION"],
+                                            settings["SCENE_OFFSET"])
+        base = product.name.removesuffix(".SAFE") or "scene"
+        name, k = base, 2
+        while name in ids:
             name, k = f"{base}_{k}", k + 1
         ids.append(name)
     return ids
@@ -324,7 +328,7 @@ def predict_scenes(sources: list, model_path: Path, model, meta: dict, settings:
         raise ValueError("PREDICT_SCENES is empty")
     small = {k: meta[k] for k in ("patch_size", "mean", "std")} | {"padding": meta.get("padding", "same")}
     jobs = []
-    for source, name in zip(sources, scene_ids(sources)):
+    for source, name in zip(sources, scene_ids(sources, settings)):
         jobs.append(Job(str(source), Path(out_dir) / name, stamp_of(source, model_path, settings, codes,
                                                                     probabilities)))
     todo = [job for job in jobs if not finished(job.folder, job.stamp)]

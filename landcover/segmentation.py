@@ -377,7 +377,7 @@ def segment_scenes(sources: list, settings: dict, seg: dict, out_dir: Path, stre
 
     log.info("segmenting %d scene(s), each whole in one task (Felzenszwalb is not tiled: tiles would change "
              "the segments)", len(sources))
-    folders = [Path(out_dir) / name for name in scene_maps.scene_ids(sources)]
+    folders = [Path(out_dir) / name for name in scene_maps.scene_ids(sources, settings)]
     jobs = []
     for source, folder in zip(sources, folders):
         stamp = scene_maps.plain({"source": str(source), "settings": settings, "segmentation": seg})

@@ -7,11 +7,13 @@ import json
 import numpy as np
 import pytest
 import rasterio
+from affine import Affine
 from rasterio.warp import transform as warp_transform
 
 import config
 from landcover import inference, models, patch_data, rasters, scene_maps
-from tests.test_products import zone_tiles
+from tests.conftest import ORIGIN
+from tests.test_products import write_product, zone_tiles
 
 BANDS = ["B02", "B03", "B04", "B08"]
 CODES = np.array([211, 231, 311])
@@ -89,9 +91,10 @@ def test_two_scenes_in_their_own_zones_and_the_mosaic_covers_both(tmp_path, scen
 def test_restart_skips_finished_scenes_and_a_failed_scene_leaves_no_output(tmp_path, scenes):
     a, b = scenes
     path, model, meta = tiny_model(tmp_path)
-    broken = tmp_path / "S2B_MSIL2A_broken.SAFE"
-    broken.mkdir()
-    with pytest.raises((FileNotFoundError, ValueError), match="S2B_MSIL2A_broken"):
+    # a product that opens but holds no valid pixel (all DN 0): it fails once mapped, after the first scene
+    broken = write_product(tmp_path, "S2B_MSIL2A_broken", np.zeros((4, 20, 30), np.uint16),
+                           Affine(10, 0, ORIGIN[0], 0, -10, ORIGIN[1]))
+    with pytest.raises(ValueError, match="S2B_MSIL2A_broken.SAFE: no valid, unmasked pixel in PREDICT_AOI"):
         run_scenes([a, broken], path, model, meta, tmp_path / "maps")
     done = tmp_path / "maps" / a.stem
     assert (done / scene_maps.STAMP).exists()  # the scene before the failure is complete and stamped
@@ -116,10 +119,12 @@ def test_restart_skips_finished_scenes_and_a_failed_scene_leaves_no_output(tmp_p
     assert not scene_maps.finished(done, stamp)
 
 
-def test_scene_ids_are_unique_folder_names(tmp_path):
-    ids = scene_maps.scene_ids([tmp_path / "S2A_X.SAFE", "https://earth-search/items/S2B_Y.json",
-                                tmp_path / "S2A_X.SAFE"])
-    assert ids == ["S2A_X", "S2B_Y", "S2A_X_2"]
+def test_scene_ids_are_product_names_made_unique(tmp_path, scenes):
+    a, b = scenes
+    settings = scene_maps.settings_from(config) | {"BANDS": BANDS}
+    assert scene_maps.scene_ids([a, b, a], settings) == [a.stem, b.stem, f"{a.stem}_2"]
+    with pytest.raises(FileNotFoundError, match="missing.SAFE"):  # checked before any work
+        scene_maps.scene_ids([a, tmp_path / "missing.SAFE"], settings)
 
 
 def test_scenes_are_prepared_as_the_models_training_scene(monkeypatch):
@@ -169,3 +174,18 @@ def test_segment_stage_segments_the_scenes_only_when_asked(tmp_path, scenes):
     assert all((tmp_path / "segments" / "scenes" / p.stem / scene_maps.STAMP).exists() for p in (a, b))
     assert segment.main([*args, "--set", f"SEG_DIR={tmp_path / 'off'}"]) == 2  # not asked: the AOI, which is missing
     assert not (tmp_path / "off" / "scenes").exists()
+
+
+@pytest.mark.slow
+def test_a_stac_item_is_a_scene_too(tmp_path):
+    """A STAC item (COG assets, scale and offset) mapped like a product folder: its id names the folder."""
+    from tests.test_products import _item, reflectance_field
+
+    dn = (np.rint(reflectance_field((30, 40)) * 10000) + 1000).astype(np.uint16)
+    item = _item(tmp_path / "stac", dn, Affine(10, 0, ORIGIN[0], 0, -10, ORIGIN[1]))
+    path, model, meta = tiny_model(tmp_path)
+    (folder,) = run_scenes([item], path, model, meta, tmp_path / "maps")
+    assert folder.name == "S2B_30UWC_20230101_0_L2A"  # the item's id
+    with rasterio.open(folder / "prediction.tif") as pred:
+        assert pred.shape == (30, 40) and pred.transform == Affine(10, 0, ORIGIN[0], 0, -10, ORIGIN[1])
+        assert (pred.read(1) > 0).all()
