@@ -27,13 +27,12 @@ Run:
     python read_bigearth.py [--set BIGEARTH_PATH=/data/BigEarthNet-v1.0 --set BIGEARTH_LABELS=multi]
 """
 
-import contextlib
 import logging
 import sys
 from pathlib import Path
 
 import config
-from landcover import bigearth, cli, demo, labels, legend
+from landcover import bigearth, cli, cluster, demo, labels, legend
 
 log = logging.getLogger("read_bigearth")
 
@@ -55,12 +54,8 @@ def run() -> None:
         raise ValueError(f"BIGEARTH_SHARD_SIZE={config.BIGEARTH_SHARD_SIZE}: expected a positive number of patches")
     targets = target_classes()
     demo.ensure_bigearth_demo(config.BIGEARTH_PATH, config.DEMO_DIR, config.SEED)
-    with contextlib.ExitStack() as stack:
-        client = None
-        if config.SCHEDULER is not None:  # batches of patches read on the workers, taken in archive order
-            from landcover import cluster
-
-            client = stack.enter_context(cluster.connect(config.SCHEDULER, config.DASK_WORKERS))
+    # with SCHEDULER: batches of patches read on the workers, taken in archive order
+    with cluster.client_or_none(config.SCHEDULER, config.DASK_WORKERS) as client:
         manifest = bigearth.write_shards(
             config.BIGEARTH_PATH, config.BIGEARTH_DIR, list(config.BANDS), targets, config.BIGEARTH_LABELS,
             config.BIGEARTH_SHARD_SIZE, config.BIGEARTH_CLOUD_LIST, config.BIGEARTH_SNOW_LIST,

@@ -36,13 +36,12 @@ Run:
     python segment.py [--set SEG_INPUT=reflectance ...]
 """
 
-import contextlib
 import logging
 import sys
 from pathlib import Path
 
 import config
-from landcover import cli, evaluation, plots, rasters, sampling, scene_maps, segmentation
+from landcover import cli, cluster, evaluation, plots, rasters, sampling, scene_maps, segmentation
 
 log = logging.getLogger("segment")
 
@@ -60,12 +59,7 @@ def run() -> None:
 
 def segment_scenes(seg: dict, out: Path) -> None:
     """PREDICT_SCENES: each scene read as scene_prep.py reads the training product, segmented whole."""
-    with contextlib.ExitStack() as stack:
-        client = None
-        if config.SCHEDULER is not None:
-            from landcover import cluster
-
-            client = stack.enter_context(cluster.connect(config.SCHEDULER, config.DASK_WORKERS))
+    with cluster.client_or_none(config.SCHEDULER, config.DASK_WORKERS) as client:
         segmentation.segment_scenes(list(config.PREDICT_SCENES), scene_maps.settings_from(config), seg, out,
                                     tuple(config.STRETCH_PERCENTILES), client, config.PREDICT_SCENES_IN_FLIGHT)
 

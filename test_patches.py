@@ -65,8 +65,8 @@ import numpy as np
 import pandas as pd
 
 import config
-from landcover import (accuracy, cli, evaluation, inference, labels, legend, models, patch_data, pixel_maps, plots,
-                       rasters, sampling)
+from landcover import (accuracy, cli, cluster, evaluation, inference, labels, legend, models, patch_data,
+                       pixel_maps, plots, rasters, sampling)
 
 log = logging.getLogger("test_patches")
 
@@ -109,8 +109,6 @@ def predict_on_dask(client, path: Path, meta: dict, padded: np.ndarray, valid: n
                     probabilities: Path, profile: dict, classes) -> tuple[np.ndarray, np.ndarray]:
     """The class and confidence maps predicted by chunks on Dask (SCHEDULER), the model loaded once per worker
     (the probability stack, with WRITE_PROBABILITIES, written chunk by chunk as the chunks arrive)."""
-    from landcover import cluster
-
     with contextlib.ExitStack() as stack:
         dtype = config.PROBABILITY_DTYPE if config.WRITE_PROBABILITIES else None
         sink = stack.enter_context(rasters.chunk_writer(
@@ -143,12 +141,7 @@ def run() -> None:
     model, meta = models.load_model(path)
     inference.probability_values(np.zeros(1), config.PROBABILITY_DTYPE)  # a bad dtype is refused before any work
     out = Path(config.PREDICT_DIR) / path.stem
-    with contextlib.ExitStack() as stack:
-        client = None
-        if config.SCHEDULER is not None:  # one cluster for every map of the run
-            from landcover import cluster
-
-            client = stack.enter_context(cluster.connect(config.SCHEDULER, config.DASK_WORKERS))
+    with cluster.client_or_none(config.SCHEDULER, config.DASK_WORKERS) as client:  # one for every map of the run
         if config.PREDICT_SCENES:  # other scenes: maps only (no ground truth there)
             map_scenes(path, model, meta, client)
             if not (Path(config.PREP_DIR) / "scene.tif").exists():

@@ -95,6 +95,16 @@ def chunks(shape: tuple[int, int], size: int) -> list[tuple[int, int, int, int]]
 
 
 @contextlib.contextmanager
+def client_or_none(scheduler: str | None, workers: int) -> Iterator[object]:
+    """:func:`connect` where ``SCHEDULER`` is set; None (the stage's own process, Dask not imported) where not."""
+    if scheduler is None:
+        yield None
+    else:
+        with connect(scheduler, workers) as client:
+            yield client
+
+
+@contextlib.contextmanager
 def connect(scheduler: str, workers: int) -> Iterator[object]:
     """A ``distributed.Client``: of a new LocalCluster (``"local"``) or of the scheduler at an address.
 
