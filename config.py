@@ -247,8 +247,8 @@ SCHEDULER = None
 DASK_WORKERS = 2
 # Side (px) of the output chunks, each predicted by one task (halo: the patch radius).
 PREDICT_CHUNK = 2048
-# Scenes of PREDICT_SCENES prepared or predicted at once on Dask (each scene's
-# padded inputs take about 16 bytes a pixel on the shared scratch disk).
+# Scenes of PREDICT_SCENES whose chunks are queued on Dask at once (the stage's
+# process holds each one's output files open until its last chunk is written).
 PREDICT_SCENES_IN_FLIGHT = 2
 
 # ------------------------------------------------------------ BigEarthNet ----

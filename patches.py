@@ -148,10 +148,7 @@ def save_run(name: str, run_cnn, p: int, band_names: list[str], classes, protoco
         "config": cli.effective_config(),
     }
     models.save_model(models_dir / f"{name}.keras", run_cnn.model, metadata)
-    sides = np.full(len(points), "unused", dtype=object)
-    sides[train], sides[val], sides[test] = "train", "val", "test"
-    sampling.write_points(pd.DataFrame({"point_id": points["point_id"], "side": sides}),
-                          models_dir / f"{name}_points.parquet")
+    sampling.write_model_sides(models_dir / f"{name}.keras", points, train, val, test)
 
 
 CONFIG_KEYS = ("PREP_DIR", "POINTS_FORMAT", "PATCH_SIZES", "PATCH_MIN_SAMPLES", "CNN_PADDING", "CNN_INIT",

@@ -29,7 +29,7 @@ types from its own segment means' percentiles, into SEG_DIR/scenes/<scene id>/:
     segments_summary.json, done.json (written last; a re-run skips stamped scenes)
 Config keys: PREP_DIR, POINTS_FORMAT, SEG_DIR, SEG_SCALE, SEG_SCALES, SEG_SIGMA, SEG_MIN_SIZE,
     SEG_INPUT, SEG_TYPE_BAND, SEG_PERCENTILES, SEG_MAX_MEMORY_GB, STRETCH_PERCENTILES;
-    SEGMENT_SCENES, PREDICT_SCENES, PREDICT_AOI, SCHEDULER, DASK_WORKERS, PREDICT_SCENES_IN_FLIGHT and the
+    SEGMENT_SCENES, PREDICT_SCENES, PREDICT_AOI, SCHEDULER, DASK_WORKERS and the
     scene keys (BANDS, RESOLUTION, HARMONIZE, SCENE_OFFSET, MASK_CLOUDS, MASK_SCL_CLASSES,
     CLOUD_THRESHOLD, CLOUD_DILATION_M).
 Run:
@@ -61,7 +61,7 @@ def segment_scenes(seg: dict, out: Path) -> None:
     """PREDICT_SCENES: each scene read as scene_prep.py reads the training product, segmented whole."""
     with cluster.client_or_none(config.SCHEDULER, config.DASK_WORKERS) as client:
         segmentation.segment_scenes(list(config.PREDICT_SCENES), scene_maps.settings_from(config), seg, out,
-                                    tuple(config.STRETCH_PERCENTILES), client, config.PREDICT_SCENES_IN_FLIGHT)
+                                    tuple(config.STRETCH_PERCENTILES), client)
 
 
 def segment_aoi(seg: dict, prep: Path, out: Path) -> None:

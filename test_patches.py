@@ -97,11 +97,11 @@ def predict_in_process(model, meta: dict, padded: np.ndarray, valid: np.ndarray,
         tiles = inference.window_tiles(model, padded, p, valid, batch_size=config.PREDICT_BATCH,
                                        tile_mb=config.PREDICT_TILE_MB)
     with contextlib.ExitStack() as stack:
-        write = stack.enter_context(rasters.tile_writer(
+        write = stack.enter_context(rasters.chunk_writer(
             probabilities, profile, len(classes), config.PROBABILITY_DTYPE,
-            [f"{c.code} {c.name}" for c in classes])) if config.WRITE_PROBABILITIES else None
+            [f"{c.code} {c.name}" for c in classes], cog=False)) if config.WRITE_PROBABILITIES else None
         sink = None if write is None else \
-            (lambda r0, r1, probs: write(r0, r1, inference.probability_values(probs, config.PROBABILITY_DTYPE)))
+            (lambda r0, r1, probs: write(r0, 0, inference.probability_values(probs, config.PROBABILITY_DTYPE)))
         return inference.map_from_tiles(tiles, valid.shape, codes, valid, sink)
 
 

@@ -77,10 +77,7 @@ def save_for_maps(kind: str, res, protocol: str, seed: int, points: pd.DataFrame
                     labels.legend.classes_to_json(classes),
                     {"split": protocol, "seed": seed, "run": 0, "train_points": int(train.size),
                      "scores": {"val": res.val, "test": res.test}, "config": cli.effective_config()})
-    sides = np.full(len(points), "unused", dtype=object)
-    sides[train], sides[val], sides[test] = "train", "val", "test"
-    sampling.write_points(pd.DataFrame({"point_id": points["point_id"], "side": sides}),
-                          path.with_name(path.stem + "_points.parquet"))
+    sampling.write_model_sides(path, points, train, val, test)
 
 
 def classifiers() -> list[tuple[str, str, bool]]:

@@ -156,17 +156,13 @@ def predict_box(model, padded: np.ndarray, valid: np.ndarray, box: tuple[int, in
     else:
         tiles = window_tiles(model, part, patch_size, inside, batch_size=batch_size, tile_mb=tile_mb,
                              progress=False)
-    prediction = np.zeros(inside.shape, np.uint16)
-    confidence = np.zeros(inside.shape, np.float32)
-    probs_out = None
-    for t0, t1, probs in tiles:
-        prediction[t0:t1] = np.where(inside[t0:t1], codes[probs.argmax(axis=-1)], 0)
-        confidence[t0:t1] = np.where(inside[t0:t1], probs.max(axis=-1), 0)
-        if probabilities is not None:
-            if probs_out is None:
-                probs_out = np.zeros((*inside.shape, probs.shape[-1]), probabilities)
-            probs_out[t0:t1] = probability_values(probs, probabilities)
-    return prediction, confidence, probs_out
+    kept: list[np.ndarray] = []  # the tiles come in row order
+
+    def keep(t0: int, t1: int, probs: np.ndarray) -> None:
+        kept.append(probability_values(probs, probabilities))
+
+    prediction, confidence = map_from_tiles(tiles, inside.shape, codes, inside, keep if probabilities else None)
+    return prediction, confidence, np.concatenate(kept) if kept else None
 
 
 def predict_rows_batch1(model, padded: np.ndarray, patch_size: int, n_rows: int) -> float:

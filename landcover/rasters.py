@@ -356,35 +356,13 @@ def band_names(path: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def tile_writer(path: Path, profile: dict, count: int, dtype: str, descriptions: list[str] | None = None):
-    """A GeoTIFF written tile by tile: yields ``write(r0, r1, array)`` for rows r0..r1-1.
-
-    ``array`` is (r1 - r0, cols, count), channels-last as predictions come. The
-    file is written to a temporary name and renamed when the block ends
-    without error.
-    """
-    prof = dict(profile, driver="GTiff", count=count, dtype=dtype, nodata=None, compress="deflate", tiled=True,
-                blockxsize=256, blockysize=256)
-    with atomic_write(path) as tmp:
-        with rasterio.open(tmp, "w", **prof) as dst:
-            for i, name in enumerate(descriptions or [], start=1):
-                dst.set_band_description(i, name)
-
-            def write(r0: int, r1: int, array: np.ndarray) -> None:
-                dst.write(np.moveaxis(array, -1, 0).astype(dtype), window=Window(0, r0, prof["width"], r1 - r0))
-
-            yield write
-    log.info("wrote %s (%d bands, written by tiles)", path, count)
-
-
-@contextlib.contextmanager
 def chunk_writer(path: Path, profile: dict, count: int, dtype: str, descriptions: list[str] | None = None,
                  colormap: dict[int, tuple[int, int, int, int]] | None = None, nodata: float | None = None,
                  cog: bool = True, overview_resampling: str = "nearest"):
-    """A GeoTIFF written chunk by chunk, in any order: yields ``write(r0, c0, array)``.
+    """A GeoTIFF written chunk by chunk (or tile by tile), in any order: yields ``write(r0, c0, array)``.
 
-    ``array`` is (rows, cols) or channels-last (rows, cols, count), as chunk
-    predictions come. The chunks go into a temporary tiled GeoTIFF; with
+    ``array`` is (rows, cols) or channels-last (rows, cols, count), as
+    predictions come, whole rows or any box. The chunks go into a temporary tiled GeoTIFF; with
     ``cog`` it is then converted by GDAL's COG driver (256 px tiles, deflate,
     overviews made with ``overview_resampling``) and the temporary file
     removed. The result is renamed to ``path`` only when the block ends without

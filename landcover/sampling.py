@@ -220,6 +220,16 @@ def drop_rare_classes(points: pd.DataFrame, min_samples: int) -> tuple[pd.DataFr
     return points[~points["label"].isin(dropped)].reset_index(drop=True), dropped
 
 
+def write_model_sides(model_path: Path, points: pd.DataFrame, train: np.ndarray, val: np.ndarray,
+                      test: np.ndarray) -> None:
+    """``<model>_points.parquet`` beside a model: each point's side ("train", "val", "test", "unused")
+    in its split, from the row indices of the three parts (read back by :func:`model_sides`)."""
+    sides = np.full(len(points), "unused", dtype=object)
+    sides[train], sides[val], sides[test] = "train", "val", "test"
+    write_points(pd.DataFrame({"point_id": points["point_id"], "side": sides}),
+                 Path(model_path).with_name(Path(model_path).stem + "_points.parquet"))
+
+
 def model_sides(points: pd.DataFrame, model_path: Path) -> np.ndarray | None:
     """Each point's side ("train", "val", "test", "unused") in a model's split, from the
     ``<model>_points.parquet`` beside it; None when the model has no split of these points."""

@@ -104,8 +104,7 @@ def scene_ids(sources: list, settings: dict) -> list[str]:
     """
     ids: list[str] = []
     for source in sources:
-        (product,) = products.open_products([source], settings["BANDS"], settings["RESOLUTION"],
-                                            settings["SCENE_OFFSET"])
+        product, _, _ = open_scene(source, settings)
         base = product.name.removesuffix(".SAFE") or "scene"
         name, k = base, 2
         while name in ids:
@@ -152,6 +151,22 @@ def finished(folder: Path, stamp: dict) -> bool:
         (folder / name).exists() and (folder / name).stat().st_size == size for name, size in sizes.items())
 
 
+def open_scene(source, settings: dict):
+    """The product of ``source`` with ``settings``' bands, resolution and offset, and its grid in
+    ``PREDICT_AOI``'s window (the product's own grid and CRS) with the AOI polygon in that CRS."""
+    (product,) = products.open_products([source], settings["BANDS"], settings["RESOLUTION"], settings["SCENE_OFFSET"])
+    grid, geom = mosaic.target_grid([product], settings["PREDICT_AOI"], settings["RESOLUTION"], None)
+    return product, grid, geom
+
+
+def _read(product, grid: rasters.Grid, geom, settings: dict, chunk: bool = False):
+    """:func:`landcover.mosaic.read_mosaic` of one product with ``settings``' harmonisation and masks."""
+    return mosaic.read_mosaic([product], grid, geom, harmonize=settings["HARMONIZE"],
+                              mask_mode=settings["MASK_CLOUDS"], scl_classes=settings["MASK_SCL_CLASSES"],
+                              cloud_threshold=settings["CLOUD_THRESHOLD"],
+                              cloud_dilation_m=settings["CLOUD_DILATION_M"], chunk=chunk)
+
+
 def read_scene(source: str, settings: dict) -> tuple[np.ndarray, dict, np.ndarray, dict]:
     """One whole scene as scene_prep.py reads the training scene: in ``PREDICT_AOI``'s window of the
     product's own grid, harmonised and cloud-masked with ``settings`` (see :func:`preparation`).
@@ -163,19 +178,13 @@ def read_scene(source: str, settings: dict) -> tuple[np.ndarray, dict, np.ndarra
     Raises:
         ValueError: the product cannot be read as asked (naming it), or no pixel of it is valid.
     """
-    prods = products.open_products([source], settings["BANDS"], settings["RESOLUTION"], settings["SCENE_OFFSET"])
-    grid, geom = mosaic.target_grid(prods, settings["PREDICT_AOI"], settings["RESOLUTION"], None)
-    scene, profile, info = mosaic.read_mosaic(
-        prods, grid, geom, harmonize=settings["HARMONIZE"], mask_mode=settings["MASK_CLOUDS"],
-        scl_classes=settings["MASK_SCL_CLASSES"], cloud_threshold=settings["CLOUD_THRESHOLD"],
-        cloud_dilation_m=settings["CLOUD_DILATION_M"])
+    scene, profile, info = _read(*open_scene(source, settings), settings)
     return scene, profile, sampling.valid_mask(scene, profile["nodata"]), info
 
 
 def scene_grid(source: str, settings: dict) -> dict:
     """The grid a scene is mapped on (``PREDICT_AOI``'s window of the product's own grid), from its metadata."""
-    prods = products.open_products([source], settings["BANDS"], settings["RESOLUTION"], settings["SCENE_OFFSET"])
-    grid, _ = mosaic.target_grid(prods, settings["PREDICT_AOI"], settings["RESOLUTION"], None)
+    _, grid, _ = open_scene(source, settings)
     return {"crs": grid.crs.to_wkt(), "transform": tuple(grid.transform)[:6], "height": grid.height,
             "width": grid.width}
 
@@ -194,7 +203,7 @@ def margin(settings: dict, patch_size: int) -> int:
     return 3 * (patch_size // 2) + 16 + extra
 
 
-def predict_scene_chunk(source: str, settings: dict, grid_info: dict, box: tuple[int, int, int, int], meta: dict,
+def predict_scene_chunk(source: str, settings: dict, box: tuple[int, int, int, int], meta: dict,
                         codes: np.ndarray, batch_size: int, tile_mb: float, probabilities: str | None,
                         model=None) -> tuple:
     """One chunk of a scene, read, prepared and predicted where it runs (a Dask task, or in process).
@@ -206,7 +215,7 @@ def predict_scene_chunk(source: str, settings: dict, grid_info: dict, box: tuple
     scene, and the labels are those of the whole scene prepared at once.
 
     Args:
-        grid_info: :func:`scene_grid`; box: ``(r0, r1, c0, c1)`` on it.
+        box: ``(r0, r1, c0, c1)`` on the scene's grid (:func:`open_scene`).
         meta: the model's ``patch_size``, ``padding``, ``mean``, ``std``.
         model: the model (in process); None: the worker plugin's.
 
@@ -214,8 +223,6 @@ def predict_scene_chunk(source: str, settings: dict, grid_info: dict, box: tuple
         ``(box, prediction, confidence, probabilities, valid pixels, read_mosaic's info)``.
     """
     from rasterio.windows import Window
-
-    from landcover import aoi as aoi_mod
 
     if model is None:  # on a worker: the model its plugin loaded once
         from distributed import get_worker
@@ -225,17 +232,12 @@ def predict_scene_chunk(source: str, settings: dict, grid_info: dict, box: tuple
         model = get_worker().plugins[cluster.PLUGIN].model
     p, fcn = meta["patch_size"], meta.get("padding") == "valid"
     r, m = p // 2, margin(settings, p)
-    grid = rasters.Grid(CRS.from_wkt(grid_info["crs"]), Affine(*grid_info["transform"]), grid_info["width"],
-                        grid_info["height"])
+    product, grid, geom = open_scene(source, settings)
     r0, r1, c0, c1 = box
     top, left = max(0, r0 - m), max(0, c0 - m)
     bottom, right = min(grid.height, r1 + m), min(grid.width, c1 + m)
     sub = rasters.crop_grid(grid, Window(left, top, right - left, bottom - top))
-    prods = products.open_products([source], settings["BANDS"], settings["RESOLUTION"], settings["SCENE_OFFSET"])
-    scene, profile, info = mosaic.read_mosaic(
-        prods, sub, aoi_mod.aoi_geometry(settings["PREDICT_AOI"], grid.crs), harmonize=settings["HARMONIZE"],
-        mask_mode=settings["MASK_CLOUDS"], scl_classes=settings["MASK_SCL_CLASSES"],
-        cloud_threshold=settings["CLOUD_THRESHOLD"], cloud_dilation_m=settings["CLOUD_DILATION_M"], chunk=True)
+    scene, profile, info = _read(product, sub, geom, settings, chunk=True)
     valid = sampling.valid_mask(scene, profile["nodata"])
     filled = rasters.fill_nodata_nearest(scene, valid)
     # the whole scene's symmetric padding, where the window meets its edge (r0 - top < r only at row 0, ...)
@@ -347,7 +349,7 @@ def predict_scenes(sources: list, model_path: Path, model, meta: dict, settings:
             for job in todo:
                 _start(job, settings, chunk, codes, colormap, class_names, probabilities, bar)
                 for box in job.boxes:
-                    result = predict_scene_chunk(job.source, settings, job.grid, box, *args, model=runner)
+                    result = predict_scene_chunk(job.source, settings, box, *args, model=runner)
                     _write_chunk(job, *result[:5])
                     bar.update()
                 _finish(job, probabilities)
@@ -388,7 +390,7 @@ def _on_cluster(client, todo: list[Job], model_path, settings, args, chunk, colo
     def start(job: Job) -> None:
         _start(job, settings, chunk, codes, colormap, class_names, probabilities, bar)
         for box in job.boxes:
-            future = client.submit(predict_scene_chunk, job.source, settings, job.grid, box, *args, pure=False)
+            future = client.submit(predict_scene_chunk, job.source, settings, box, *args, pure=False)
             owner[future.key] = job
             running.add(future)
 

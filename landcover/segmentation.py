@@ -363,13 +363,14 @@ def segment_other_scene(source: str, settings: dict, seg: dict, folder: str, sta
 
 
 def segment_scenes(sources: list, settings: dict, seg: dict, out_dir: Path, stretch: tuple[float, float],
-                   client=None, in_flight: int = 2) -> list[Path]:
+                   client=None) -> list[Path]:
     """Segment each scene into ``out_dir/<scene id>/``, one scene per task, skipping scenes already stamped.
 
     Args:
         settings: how the scenes are read (``BANDS``, ``RESOLUTION``, ``HARMONIZE``, masks, ``PREDICT_AOI``).
         seg: :func:`settings_from`.
-        client: a ``distributed.Client`` (at most ``in_flight`` scenes at once), or None for this process.
+        client: a ``distributed.Client`` (the scheduler runs as many scenes at once as it has worker
+            threads; a task returns only its folder), or None for this process.
     """
     from tqdm import tqdm
 
@@ -394,13 +395,8 @@ def segment_scenes(sources: list, settings: dict, seg: dict, out_dir: Path, stre
     else:
         from distributed import as_completed
 
-        queue, running = list(jobs), as_completed()
-        for _ in range(min(max(1, in_flight), len(queue))):
-            running.add(client.submit(segment_other_scene, *queue.pop(0), pure=False))
-        for future in running:
+        for future in as_completed([client.submit(segment_other_scene, *job, pure=False) for job in jobs]):
             future.result()  # a scene's error is raised here
             bar.update()
-            if queue:
-                running.add(client.submit(segment_other_scene, *queue.pop(0), pure=False))
     bar.close()
     return folders

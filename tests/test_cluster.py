@@ -129,7 +129,8 @@ def test_dask_is_not_imported_without_a_scheduler():
 
 @pytest.mark.slow
 def test_scenes_on_dask_equal_the_in_process_maps(tmp_path, client):
-    """Two scenes in UTM zones of their own, prepared on the workers: the in-process maps, the same mosaic."""
+    """Two scenes in UTM zones of their own, each chunk read and prepared on a worker: the in-process maps,
+    the same mosaic."""
     import rasterio
 
     from tests.test_scene_maps import run_scenes, tiny_model, two_zones
