@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 import config
-from landcover import cli, evaluation, experiment, labels, models, plots, rasters, sampling, splits
+from landcover import cli, evaluation, experiment, labels, models, plots, rasters, resume, sampling, splits
 from landcover import runs as runs_
 
 log = logging.getLogger("patches")
@@ -72,9 +72,9 @@ def run() -> None:
     classes = [c for c in labels.read_classes(prep / "classes.json") if c.code in set(points["label"])]
     codes = np.array([c.code for c in classes])
     y = np.searchsorted(codes, points["label"].to_numpy())
-    rows, cols = points["row"].to_numpy(), points["col"].to_numpy()
     second = points["eval_label"].to_numpy() if "eval_label" in points else None  # EVAL_LABELS_PATH at the points
     results, per_class, predictions = [], [], []
+    finished = resume.FinishedRuns(reports, cli.fingerprint(CONFIG_KEYS, inputs()))
     for protocol in config.SPLITS:
         histories = {}
         for run_ in range(config.REPEATS):
@@ -87,38 +87,23 @@ def run() -> None:
             val, test = np.flatnonzero(side == 1), np.flatnonzero(side == 2)
             seed = splits.run_seed(config.SEED, run_)
             for p in config.PATCH_SIZES:
-                run_cnn = experiment.run_patch_cnn(
-                    scene, rows, cols, y, train, val, test, len(codes), p, padding=config.CNN_PADDING, seed=seed,
-                    learning_rate=config.CNN_LEARNING_RATE, epochs=config.CNN_EPOCHS,
-                    batch_size=config.CNN_BATCH_SIZE, patience=config.CNN_PATIENCE,
-                    deterministic=config.TF_DETERMINISTIC, init=config.CNN_INIT, precision=config.PRECISION,
-                    desc=f"CNN {p}x{p} {protocol} run {run_ + 1}")
-                res = run_cnn.result
-                name = f"patch_cnn_{protocol}_{p}"
-                if run_ == 0:  # the model kept for maps and transfer: the first run's (file names as before)
-                    save_run(name, run_cnn, p, band_names, classes, protocol, seed, points, train, val, test)
-                    per_class.append(evaluation.per_class(y[test], res.test_pred, np.arange(len(codes)),
-                                                          [c.name for c in classes]).assign(code=codes, patch=p,
-                                                                                            split=protocol))
-                    plots.confusion_figure(reports / f"confusion_{protocol}_{p}.png", y[test], res.test_pred,
+                key = f"CNN {p}x{p}, {protocol} split, run {run_ + 1}"
+                record = finished.get(key)
+                if record is None:
+                    record = train_run(scene, band_names, points, classes, codes, y, second, protocol, run_, seed,
+                                       p, train, val, test)
+                    finished.put(key, record)
+                results.append(record["row"])
+                predictions.append(record["predictions"])
+                if run_ == 0:
+                    per_class.append(record["per_class"])
+                    plots.confusion_figure(reports / f"confusion_{protocol}_{p}.png", y[test], record["pred"],
                                            np.arange(len(codes)), [c.name for c in classes],
                                            f"CNN {p}x{p}, {protocol} split (test, run 1)")
-                    histories[f"{p}x{p}"] = res.history
-                results.append({"experiment": "patch", "patch": f"{p}x{p}", "input_values": ", ".join(band_names),
-                                "split": protocol, "run": run_, "seed": seed,
-                                "val_accuracy": res.val["accuracy"], "test_accuracy": res.test["accuracy"],
-                                "kappa": res.test["kappa"], "macro_f1": res.test["macro_f1"],
-                                **evaluation.against_second_reference(
-                                    None if second is None else second[test], codes[res.test_pred], codes[y[test]]),
-                                **runs_.epochs(res.history, config.CNN_EPOCHS),
-                                # a file name in MODELS_DIR, not a path of this machine; only the first run's is kept
-                                "model": f"{name}.keras" if run_ == 0 else ""})
-                predictions.append(runs_.predictions("patch", f"CNN {p}x{p}", protocol, p, run_, points, test,
-                                                     codes[y[test]], codes[res.test_pred]))
-                log.info("CNN %dx%d, %s split, run %d: validation %.3f, test %.3f (%d epochs)", p, p, protocol,
-                         run_ + 1, res.val["accuracy"], res.test["accuracy"], len(res.history["loss"]))
+                    histories[f"{p}x{p}"] = record["history"]
         plots.training_curves(reports / f"curves_{protocol}.png", histories,
                               f"Patch CNN training, {protocol} split (run 1)")
+    finished.summary()
 
     per_run = pd.DataFrame(results)
     evaluation.write_table(per_run, reports / "runs", "Patch CNN: every run")
@@ -133,6 +118,45 @@ def run() -> None:
                     "converged", row["patch"], row["split"], row["run"] + 1, config.CNN_EPOCHS)
     cli.save_config(reports, "patches")
     print(table.drop(columns=["experiment", "model"]).to_markdown(index=False, floatfmt=".3f"))
+
+
+def train_run(scene: np.ndarray, band_names: list[str], points: pd.DataFrame, classes, codes: np.ndarray,
+              y: np.ndarray, second: np.ndarray | None, protocol: str, run_: int, seed: int, p: int,
+              train: np.ndarray, val: np.ndarray, test: np.ndarray) -> dict:
+    """Train and score one CNN (the first run's model saved); its ``runs.csv`` row, test predictions,
+    and (first run) per-class table and history, as kept by :class:`landcover.resume.FinishedRuns`.
+
+    Args:
+        scene: (bands, rows, cols) raw values; y: (N,) class indices into ``codes``; second: the second
+            reference's code at each point, or None.
+    """
+    run_cnn = experiment.run_patch_cnn(
+        scene, points["row"].to_numpy(), points["col"].to_numpy(), y, train, val, test, len(codes), p,
+        padding=config.CNN_PADDING, seed=seed, learning_rate=config.CNN_LEARNING_RATE, epochs=config.CNN_EPOCHS,
+        batch_size=config.CNN_BATCH_SIZE, patience=config.CNN_PATIENCE, deterministic=config.TF_DETERMINISTIC,
+        init=config.CNN_INIT, precision=config.PRECISION, desc=f"CNN {p}x{p} {protocol} run {run_ + 1}")
+    res = run_cnn.result
+    name = f"patch_cnn_{protocol}_{p}"
+    if run_ == 0:  # the model kept for maps and transfer: the first run's (file names as before)
+        save_run(name, run_cnn, p, band_names, classes, protocol, seed, points, train, val, test)
+    log.info("CNN %dx%d, %s split, run %d: validation %.3f, test %.3f (%d epochs)", p, p, protocol, run_ + 1,
+             res.val["accuracy"], res.test["accuracy"], len(res.history["loss"]))
+    row = {"experiment": "patch", "patch": f"{p}x{p}", "input_values": ", ".join(band_names),
+           "split": protocol, "run": run_, "seed": seed,
+           "val_accuracy": res.val["accuracy"], "test_accuracy": res.test["accuracy"],
+           "kappa": res.test["kappa"], "macro_f1": res.test["macro_f1"],
+           **evaluation.against_second_reference(None if second is None else second[test], codes[res.test_pred],
+                                                 codes[y[test]]),
+           **runs_.epochs(res.history, config.CNN_EPOCHS),
+           # a file name in MODELS_DIR, not a path of this machine; only the first run's is kept
+           "model": f"{name}.keras" if run_ == 0 else ""}
+    first = run_ == 0
+    return {"row": row, "pred": res.test_pred, "history": res.history if first else None,
+            "predictions": runs_.predictions("patch", f"CNN {p}x{p}", protocol, p, run_, points, test,
+                                             codes[y[test]], codes[res.test_pred]),
+            "per_class": evaluation.per_class(y[test], res.test_pred, np.arange(len(codes)),
+                                              [c.name for c in classes]).assign(code=codes, patch=p, split=protocol)
+            if first else None}
 
 
 def save_run(name: str, run_cnn, p: int, band_names: list[str], classes, protocol: str, seed: int,

@@ -31,7 +31,8 @@ Outputs (in PREP_DIR):
                        an eval_label column, 0 = none)
     patches_<p>.npz    with SAVE_PATCHES: (N, p, p, bands) patches and labels
     scene_prep_config.json  the effective configuration
-With SEGMENT = True also the segmentation stage's outputs in SEG_DIR (see segment.py).
+With SEGMENT = True also the segmentation stage's outputs in SEG_DIR (see segment.py: SEG_SCALE
+and every SEG_SCALES entry), and the points table carries their segment types.
 Config keys: SCENE_PATH, BANDS, RESOLUTION, AOI, LABELS_PATH, LABEL_ATTRIBUTE,
     LABEL_LAYER, LABEL_VOCAB, MIN_LABEL_COVERAGE, EVAL_LABELS_PATH, EVAL_LABEL_VOCAB,
     EVAL_LABEL_ATTRIBUTE, EVAL_CROSSWALK, HARMONIZE, SCENE_OFFSET, TARGET_CRS, MASK_CLOUDS,
@@ -84,6 +85,7 @@ def check_config() -> None:
         raise ValueError(f"STRETCH_PERCENTILES={config.STRETCH_PERCENTILES}: expected 0 <= low < high <= 100")
     if config.SEGMENT:
         segmentation.settings_from(config)
+        segmentation.sweep_entries(config.SEG_SCALES, config.SEG_MIN_SIZE)
 
 
 def scene_paths() -> list:
@@ -147,15 +149,16 @@ def run() -> None:
     if second is not None:  # the finer reference at each point (0: none)
         table["eval_label"] = second.labels[rows, cols].astype(np.int32)
     patches = sampling.cut_patches(scene, rows, cols, config.PATCH_SIZE) if config.SAVE_PATCHES else None
-    if config.SEGMENT:  # the segmentation stage, run here as the study did
-        seg = segmentation.settings_from(config)
-        ids, stats, types = segmentation.segment_scene(scene, valid, names, **seg)
-        table = segmentation.add_segment_columns(table, ids, types)
 
     # 4. renders
     pct = tuple(config.STRETCH_PERCENTILES)
     truecolor = plots.composite(scene, names, ("B04", "B03", "B02"), valid, pct)
     falsecolor = plots.composite(scene, names, ("B08", "B04", "B03"), valid, pct) if "B08" in names else None
+    if config.SEGMENT:  # the segmentation stage (segment.py), run here as the study did: SEG_SCALE and SEG_SCALES
+        table = segmentation.segment_aoi(Path(config.SEG_DIR), scene, profile, names, valid, table,
+                                         segmentation.settings_from(config),
+                                         segmentation.sweep_entries(config.SEG_SCALES, config.SEG_MIN_SIZE), truecolor)
+        sampling.write_points(table, Path(config.SEG_DIR) / f"points.{config.POINTS_FORMAT}")
 
     # 5. outputs, each written to a temporary name and renamed
     rasters.write_geotiff(out / "scene.tif", scene, profile, descriptions=names, tags=mosaic.tags(radiometry))
@@ -182,8 +185,6 @@ def run() -> None:
         sampling.write_patches(out / f"patches_{config.PATCH_SIZE}.npz", patches, table["label"].to_numpy())
     plots.ground_truth_figure(out / "ground_truth.png", truecolor, truth, classes,
                               title=f"{' + '.join(p.name for p in prods)} - {crop.width}x{crop.height} px")
-    if config.SEGMENT:
-        segmentation.write_outputs(config.SEG_DIR, ids, stats, types, profile, truecolor, len(seg["percentiles"]) + 1)
     cli.save_config(out, "scene_prep", extra={"radiometry": radiometry, "reference": reference.describe()})
 
 
@@ -193,7 +194,7 @@ CONFIG_KEYS = ("SCENE_PATH", "BANDS", "RESOLUTION", "TARGET_CRS", "HARMONIZE", "
                "EVAL_LABEL_VOCAB", "EVAL_LABEL_ATTRIBUTE", "EVAL_CROSSWALK", "AOI", "LABELS_PATH", "LABEL_ATTRIBUTE",
                "LABEL_LAYER", "LABEL_VOCAB", "MIN_LABEL_COVERAGE", "N_POINTS", "POINTS_FORMAT", "SAVE_PATCHES",
                "PATCH_SIZE",
-               "SEGMENT", "SEG_DIR", "SEG_SCALE", "SEG_SIGMA", "SEG_MIN_SIZE", "SEG_INPUT", "SEG_TYPE_BAND",
+               "SEGMENT", "SEG_DIR", "SEG_SCALE", "SEG_SCALES", "SEG_SIGMA", "SEG_MIN_SIZE", "SEG_INPUT", "SEG_TYPE_BAND",
                "SEG_PERCENTILES", "SEG_MAX_MEMORY_GB", "STRETCH_PERCENTILES", "SEED", "PREP_DIR", "DEMO_DIR",
                "DEMO_EXTENT")
 

@@ -41,7 +41,7 @@ import sys
 from pathlib import Path
 
 import config
-from landcover import cli, cluster, evaluation, plots, rasters, sampling, scene_maps, segmentation
+from landcover import cli, cluster, plots, rasters, sampling, scene_maps, segmentation
 
 log = logging.getLogger("segment")
 
@@ -70,21 +70,9 @@ def segment_aoi(seg: dict, prep: Path, out: Path) -> None:
     names = rasters.band_names(prep / "scene.tif")
     points = sampling.read_points(prep / f"points.{config.POINTS_FORMAT}")
     valid = sampling.valid_mask(scene, profile["nodata"])
-
-    ids, stats, types = segmentation.segment_scene(scene, valid, names, **seg)
-    points = segmentation.add_segment_columns(points, ids, types)
     truecolor = plots.composite(scene, names, ("B04", "B03", "B02"), valid, tuple(config.STRETCH_PERCENTILES))
-
-    entries = segmentation.sweep_entries(config.SEG_SCALES, config.SEG_MIN_SIZE)
-    points, summary = segmentation.sweep(scene, valid, names, points, entries, seg)
-    if not summary.empty:
-        pixel_ha = abs(profile["transform"].a * profile["transform"].e) / 10_000
-        summary["median_size_ha"] = summary["median_size_px"] * pixel_ha
-        evaluation.write_table(summary, out / "scale_sweep", "Segmentation scales swept (SEG_SCALES)")
-        log.info("scale sweep: %s", "; ".join(f"scale {r.scale:g}, min size {r.min_size}: {r.segments} segments, "
-                                               f"median {r.median_size_ha:.2f} ha" for r in summary.itertuples()))
-
-    segmentation.write_outputs(out, ids, stats, types, profile, truecolor, len(seg["percentiles"]) + 1)
+    points = segmentation.segment_aoi(out, scene, profile, names, valid, points, seg,
+                                      segmentation.sweep_entries(config.SEG_SCALES, config.SEG_MIN_SIZE), truecolor)
     sampling.write_points(points, out / f"points.{config.POINTS_FORMAT}")
     cli.save_config(out, "segment")
 

@@ -17,8 +17,10 @@ split and model seed each; splits.run_split). Features are standardised on the
 training part only.
 
 Inputs:
-    PREP_DIR/points.parquet (with segment_type when scene_prep ran with
-    SEGMENT=True) or SEG_DIR/points.parquet (from segment.py); PREP_DIR/classes.json
+    PREP_DIR/points.parquet (with the segment types when scene_prep ran with
+    SEGMENT=True) or SEG_DIR/points.parquet (from segment.py); PREP_DIR/classes.json;
+    PREP_DIR/scene.tif: a segmentation (SEG_SCALE or a SEG_SCALES entry) that neither
+    table has is made here, and the log says which
 Outputs (REPORTS_DIR/segments/):
     runs.md, runs.csv         one row per classifier, split, training-set size and
                               run: seed, validation and test accuracy, kappa, macro
@@ -39,7 +41,8 @@ Outputs (MODELS_DIR/): the first run of the random forest and of MLP-Pixel at th
     _points.parquet (each point's side in the split)
 Config keys: PREP_DIR, SEG_DIR, POINTS_FORMAT, BANDS, INDICES, SPLITS,
     VAL_FRACTION, TEST_FRACTION, BLOCK_SIZE, TRAIN_SIZES, REPEATS, SEG_SCALE,
-    SEG_MIN_SIZE, SEG_SCALES, RF_TREES, RF_TARGETS, MLP_LEARNING_RATE, MLP_DECAY,
+    SEG_MIN_SIZE, SEG_SCALES (and SEG_SIGMA, SEG_INPUT, SEG_TYPE_BAND, SEG_PERCENTILES,
+    SEG_MAX_MEMORY_GB for a segmentation made here), RF_TREES, RF_TARGETS, MLP_LEARNING_RATE, MLP_DECAY,
     MLP_EPOCHS, MLP_BATCH_SIZE, MLP_PATIENCE, TF_DETERMINISTIC, PRECISION, SEED,
     REPORTS_DIR, MODELS_DIR.
 Run:
@@ -55,7 +58,8 @@ import numpy as np
 import pandas as pd
 
 import config
-from landcover import cli, evaluation, experiment, features, labels, pixel_maps, plots, sampling, segmentation, splits
+from landcover import (cli, evaluation, experiment, features, labels, pixel_maps, plots, rasters, resume,
+                       sampling, segmentation, splits)
 from landcover import runs as runs_
 
 log = logging.getLogger("test_segment")
@@ -80,6 +84,26 @@ def save_for_maps(kind: str, res, protocol: str, seed: int, points: pd.DataFrame
     sampling.write_model_sides(path, points, train, val, test)
 
 
+def run_record(res, name: str, protocol: str, size: int, run_: int, seed: int, points: pd.DataFrame,
+               codes: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, second: np.ndarray | None,
+               scale: tuple, keep: bool) -> dict:
+    """One classifier run as :class:`landcover.resume.FinishedRuns` keeps it: its ``runs.csv`` row, its test
+    predictions (class indices, -1 for none) and history, and with ``keep`` (the largest training size)
+    its rows of ``predictions.parquet``."""
+    predicted = np.where(res.test_pred >= 0, codes[np.maximum(res.test_pred, 0)], 0)
+    row = {"experiment": "pixel", "classifier": name, "split": protocol, "train_size": size,
+           "train_points": train.size, "seg_scale": scale[0], "seg_min_size": scale[1], "run": run_, "seed": seed,
+           "val_accuracy": res.val["accuracy"], "test_accuracy": res.test["accuracy"],
+           "kappa": res.test["kappa"], "macro_f1": res.test["macro_f1"],
+           **evaluation.against_second_reference(None if second is None else second[test], predicted, codes[y[test]]),
+           **runs_.epochs(res.history, config.MLP_EPOCHS)}
+    log.info("%s, %s split, %d training points, run %d: test accuracy %.3f", name, protocol, train.size, run_ + 1,
+             res.test["accuracy"])
+    return {"row": row, "pred": res.test_pred, "history": res.history,
+            "predictions": runs_.predictions("pixel", name, protocol, size, run_, points, test, codes[y[test]],
+                                             predicted) if keep else None}
+
+
 def classifiers() -> list[tuple[str, str, bool]]:
     """The classifiers run: the forests of RF_TARGETS, then the two MLPs."""
     return [(*FORESTS[t], False) for t in config.RF_TARGETS] + NETWORKS
@@ -92,6 +116,25 @@ def sweep_models() -> list[tuple[str, tuple[float, int]]]:
     return [(f"MLP (segments: scale {scale:g}, min size {size})", (scale, size))
             for scale, size in segmentation.sweep_entries(config.SEG_SCALES, config.SEG_MIN_SIZE)
             if (scale, size) != own]
+
+
+def segment_types(prep: Path, entries: list[tuple[float, int]]) -> pd.DataFrame:
+    """The points with the segment type of SEG_SCALE and of every sweep entry: from scene_prep.py's table
+    (SEGMENT=True) or segment.py's; what neither has is segmented here from PREP_DIR/scene.tif (logged),
+    so that either workflow, and a changed SEG_SCALES, runs."""
+    points = sampling.read_points_with_segments(
+        prep / f"points.{config.POINTS_FORMAT}", Path(config.SEG_DIR) / f"points.{config.POINTS_FORMAT}",
+        tuple(segmentation.sweep_column(*entry) for entry in entries))
+    settings = segmentation.settings_from(config)
+    lacking = segmentation.missing_entries(points, (settings["scale"], settings["min_size"]), entries)
+    if lacking:
+        log.info("no points table has the segment types at %s (segment.py, or scene_prep.py with SEGMENT=True, "
+                 "writes them to SEG_DIR): segmenting %s here", ", ".join(f"scale {s:g}, min size {m}"
+                                                                         for s, m in lacking), prep / "scene.tif")
+        scene, profile = rasters.read_geotiff(prep / "scene.tif")
+        points = segmentation.add_missing_types(scene, sampling.valid_mask(scene, profile["nodata"]),
+                                                rasters.band_names(prep / "scene.tif"), points, lacking, settings)
+    return points
 
 
 def check_config() -> None:
@@ -110,9 +153,7 @@ def run() -> None:
     check_config()
     prep, out = Path(config.PREP_DIR), Path(config.REPORTS_DIR) / "segments"
     sweep = sweep_models()
-    points = sampling.read_points_with_segments(
-        prep / f"points.{config.POINTS_FORMAT}", Path(config.SEG_DIR) / f"points.{config.POINTS_FORMAT}",
-        tuple(segmentation.sweep_column(*entry) for _, entry in sweep))
+    points = segment_types(prep, [entry for _, entry in sweep])
     classes = labels.read_classes(prep / "classes.json")
     codes = np.array([c.code for c in classes])
     names = [c.name for c in classes]
@@ -127,6 +168,7 @@ def run() -> None:
 
     runs, per_class, figures, predictions = [], [], {}, []
     largest = max(config.TRAIN_SIZES)
+    finished = resume.FinishedRuns(out, cli.fingerprint(CONFIG_KEYS, inputs()))
     for protocol in config.SPLITS:
         histories = {}
         for run_ in range(config.REPEATS):
@@ -138,39 +180,35 @@ def run() -> None:
                 train = splits.training_subset(np.flatnonzero(side == 0), size, subset_rng)
                 models_ = classifiers() + ([(name, "mlp", entry) for name, entry in sweep] if size == largest else [])
                 for name, kind, with_segment in models_:
-                    res = experiment.run_pixel_classifier(
-                        kind, inputs_[with_segment], y, train, val, test, len(codes), seed=seed,
-                        rf_trees=config.RF_TREES, learning_rate=config.MLP_LEARNING_RATE, epochs=config.MLP_EPOCHS,
-                        batch_size=config.MLP_BATCH_SIZE, patience=config.MLP_PATIENCE,
-                        deterministic=config.TF_DETERMINISTIC, decay=config.MLP_DECAY, precision=config.PRECISION,
-                        desc=f"{name} {protocol} {train.size} run {run_ + 1}")
-                    predicted = np.where(res.test_pred >= 0, codes[np.maximum(res.test_pred, 0)], 0)
-                    scale = scale_of.get(with_segment, (np.nan, np.nan))
-                    runs.append({"experiment": "pixel", "classifier": name, "split": protocol, "train_size": size,
-                                 "train_points": train.size,
-                                 "seg_scale": scale[0], "seg_min_size": scale[1], "run": run_, "seed": seed,
-                                 "val_accuracy": res.val["accuracy"], "test_accuracy": res.test["accuracy"],
-                                 "kappa": res.test["kappa"], "macro_f1": res.test["macro_f1"],
-                                 **evaluation.against_second_reference(
-                                     None if second is None else second[test], predicted, codes[y[test]]),
-                                 **runs_.epochs(res.history, config.MLP_EPOCHS)})
-                    log.info("%s, %s split, %d training points, run %d: test accuracy %.3f", name, protocol,
-                             train.size, run_ + 1, res.test["accuracy"])
+                    key = f"{name}, {protocol} split, {size} training points, run {run_ + 1}"
+                    record = finished.get(key)
+                    if record is None:
+                        res = experiment.run_pixel_classifier(
+                            kind, inputs_[with_segment], y, train, val, test, len(codes), seed=seed,
+                            rf_trees=config.RF_TREES, learning_rate=config.MLP_LEARNING_RATE,
+                            epochs=config.MLP_EPOCHS, batch_size=config.MLP_BATCH_SIZE, patience=config.MLP_PATIENCE,
+                            deterministic=config.TF_DETERMINISTIC, decay=config.MLP_DECAY,
+                            precision=config.PRECISION, desc=f"{name} {protocol} {train.size} run {run_ + 1}")
+                        if size == largest and run_ == 0 and name in PIXEL_MAP_MODELS:  # for test_patches.py's maps
+                            save_for_maps(PIXEL_MAP_MODELS[name], res, protocol, seed, points, classes, train, val,
+                                          test)
+                        record = run_record(res, name, protocol, size, run_, seed, points, codes, y, train, test,
+                                            second, scale_of.get(with_segment, (np.nan, np.nan)), keep=size == largest)
+                        finished.put(key, record)
+                    runs.append(record["row"])
                     if size != largest:
                         continue
-                    predictions.append(runs_.predictions("pixel", name, protocol, size, run_, points, test,
-                                                         codes[y[test]], predicted))
-                    if run_ == 0 and name in PIXEL_MAP_MODELS:  # for whole-scene maps (test_patches.py)
-                        save_for_maps(PIXEL_MAP_MODELS[name], res, protocol, seed, points, classes, train, val, test)
+                    predictions.append(record["predictions"])
                     if run_ == 0:
-                        table = evaluation.per_class(y[test], res.test_pred, np.arange(len(codes)), names)
+                        table = evaluation.per_class(y[test], record["pred"], np.arange(len(codes)), names)
                         per_class.append(table.assign(code=codes, classifier=name, split=protocol))
-                        figures[(name, protocol)] = (y[test], res.test_pred)
-                        if res.history:
-                            histories[name] = res.history
+                        figures[(name, protocol)] = (y[test], record["pred"])
+                        if record["history"]:
+                            histories[name] = record["history"]
         if histories:
             plots.training_curves(out / f"curves_{protocol}.png", histories,
                                   f"MLP training, {protocol} split, {largest} training points (run 1)")
+    finished.summary()
 
     per_run = pd.DataFrame(runs)
     evaluation.write_table(per_run, out / "runs", "Per-pixel experiment: every run")
@@ -191,14 +229,16 @@ def run() -> None:
 
 
 CONFIG_KEYS = ("PREP_DIR", "SEG_DIR", "POINTS_FORMAT", "BANDS", "INDICES", "SPLITS", "VAL_FRACTION", "TEST_FRACTION",
-               "BLOCK_SIZE", "TRAIN_SIZES", "REPEATS", "SEG_SCALE", "SEG_MIN_SIZE", "SEG_SCALES", "RF_TREES",
+               "BLOCK_SIZE", "TRAIN_SIZES", "REPEATS", "SEG_SCALE", "SEG_MIN_SIZE", "SEG_SCALES", "SEG_SIGMA",
+               "SEG_INPUT", "SEG_TYPE_BAND", "SEG_PERCENTILES", "SEG_MAX_MEMORY_GB", "RF_TREES",
                "RF_TARGETS", "MLP_LEARNING_RATE", "MLP_DECAY", "MLP_EPOCHS", "MLP_BATCH_SIZE", "MLP_PATIENCE",
                "TF_DETERMINISTIC", "PRECISION", "SEED", "REPORTS_DIR", "MODELS_DIR")
 
 
 def inputs() -> list[Path]:
     prep, seg = Path(config.PREP_DIR), Path(config.SEG_DIR)
-    return [prep / f"points.{config.POINTS_FORMAT}", prep / "classes.json", seg / f"points.{config.POINTS_FORMAT}"]
+    return [prep / f"points.{config.POINTS_FORMAT}", prep / "classes.json", prep / "scene.tif",
+            seg / f"points.{config.POINTS_FORMAT}"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,7 @@ Run:
     python train_bigearth.py
 """
 
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -43,7 +44,8 @@ import numpy as np
 import pandas as pd
 
 import config
-from landcover import bigearth, cli, evaluation, labels, legend, models, plots, rasters, sampling, splits, transfer
+from landcover import (bigearth, cli, evaluation, labels, legend, models, plots, rasters, resume, sampling, splits,
+                       transfer)
 from landcover import runs as runs_
 
 log = logging.getLogger("train_bigearth")
@@ -97,18 +99,28 @@ def run() -> None:
         log.info("no patch sweep (reports/patches/results.csv): transfer is scored on a random split of the AOI's "
                  "points of its own, without the comparison with the best patch CNN")
 
-    # 1. BigEarthNet
-    be = transfer.train_bigearth(
-        config.BIGEARTH_DIR, manifest, seed=config.SEED, val_fraction=config.BE_VAL_FRACTION,
-        test_fraction=config.BE_TEST_FRACTION, learning_rate=config.BE_LEARNING_RATE, epochs=config.BE_EPOCHS,
-        batch_size=config.BE_BATCH_SIZE, patience=config.BE_PATIENCE, deterministic=config.TF_DETERMINISTIC,
-        precision=config.PRECISION)
+    finished = resume.FinishedRuns(reports, cli.fingerprint(CONFIG_KEYS, inputs()))
     be_classes = [legend.CLC_BY_CODE[c] for c in manifest["classes"]]
     base_meta = {"patch_size": 120, "bands": names, "padding": "same", "mean": [0.0] * len(names),
                  "std": [1.0] * len(names), "seed": config.SEED, "config": cli.effective_config()}
-    models.save_model(models_dir / "bigearth_cnn.keras", be.model, {
-        **base_meta, "kind": "bigearth_cnn", "classes": legend.classes_to_json(be_classes),
-        "label_policy": manifest["policy"], "split": "bigearth", "scores": {"bigearth_test": be.test_scores}})
+
+    # 1. BigEarthNet (a finished training is reused from its saved model)
+    be_path = models_dir / "bigearth_cnn.keras"
+    be = finished.get("BigEarthNet CNN") if be_path.exists() else None
+    if be is None:
+        trained = transfer.train_bigearth(
+            config.BIGEARTH_DIR, manifest, seed=config.SEED, val_fraction=config.BE_VAL_FRACTION,
+            test_fraction=config.BE_TEST_FRACTION, learning_rate=config.BE_LEARNING_RATE, epochs=config.BE_EPOCHS,
+            batch_size=config.BE_BATCH_SIZE, patience=config.BE_PATIENCE, deterministic=config.TF_DETERMINISTIC,
+            precision=config.PRECISION)
+        models.save_model(be_path, trained.model, {
+            **base_meta, "kind": "bigearth_cnn", "classes": legend.classes_to_json(be_classes),
+            "label_policy": manifest["policy"], "split": "bigearth", "scores": {"bigearth_test": trained.test_scores}})
+        be = {"history": trained.history, "test_scores": trained.test_scores, "per_class": trained.per_class}
+        finished.put("BigEarthNet CNN", be)
+        be_model = trained.model
+    else:
+        be_model, _ = models.load_model(be_path)
 
     # 2. transfer to the AOI, on the best patch CNN's held-out points
     scene, _, _ = rasters.read_scene_filled(prep / "scene.tif")  # windows near nodata see their neighbourhood
@@ -122,24 +134,33 @@ def run() -> None:
                                     "run patches.py again")
     scene_codes = np.array([c.code for c in labels.read_classes(prep / "classes.json")])
     results, frames = [], []
+    transfer_path = models_dir / "bigearth_transfer.keras"
     for run_, side_run in enumerate(run_sides(points, side, split, best_path)):
-        tr_run = transfer.transfer_to_aoi(
-            be.model, np.asarray(manifest["classes"]), scene, points, side_run, scene_codes,
-            seed=splits.run_seed(config.SEED, run_), train_size=config.TRANSFER_TRAIN_SIZE,
-            epochs=config.TRANSFER_EPOCHS, fine_tune_epochs=config.TRANSFER_FINE_TUNE_EPOCHS,
-            deterministic=config.TF_DETERMINISTIC)
+        key = f"transfer to the AOI, run {run_ + 1}"
+        tr_run = finished.get(key) if run_ > 0 or transfer_path.exists() else None
+        if tr_run is None:
+            tr_run = transfer.transfer_to_aoi(
+                be_model, np.asarray(manifest["classes"]), scene, points, side_run, scene_codes,
+                seed=splits.run_seed(config.SEED, run_), train_size=config.TRANSFER_TRAIN_SIZE,
+                epochs=config.TRANSFER_EPOCHS, fine_tune_epochs=config.TRANSFER_FINE_TUNE_EPOCHS,
+                deterministic=config.TF_DETERMINISTIC)
+            if run_ == 0:  # the first run's head is the model kept
+                models.save_model(transfer_path, tr_run.model_b, {
+                    **base_meta, "kind": "bigearth_transfer", "classes": legend.classes_to_json(
+                        [legend.CLC_BY_CODE[c] for c in tr_run.classes_b]), "split": split,
+                    "scores": {"test": tr_run.score_b}})
+                sampling.write_points(pd.DataFrame({"point_id": points["point_id"], "side": side}),
+                                      models_dir / "bigearth_transfer_points.parquet")
+            tr_run = dataclasses.replace(tr_run, model_b=None)
+            finished.put(key, tr_run)
+            log.info("transfer, run %d: (a) %.3f, (b) %.3f", run_ + 1, tr_run.score_a["accuracy"],
+                     tr_run.score_b["accuracy"])
         truth = points["label"].to_numpy()[tr_run.test]
         frames += [runs_.predictions("transfer", name, split, "", run_, points, tr_run.test, truth, pred)
                    for name, pred in ((TRANSFER_A, tr_run.pred_a), (TRANSFER_B, tr_run.pred_b))]
         results.append(tr_run)
-        log.info("transfer, run %d: (a) %.3f, (b) %.3f", run_ + 1, tr_run.score_a["accuracy"],
-                 tr_run.score_b["accuracy"])
-    tr = results[0]  # the first run's head is the model kept
-    models.save_model(models_dir / "bigearth_transfer.keras", tr.model_b, {
-        **base_meta, "kind": "bigearth_transfer", "classes": legend.classes_to_json(
-            [legend.CLC_BY_CODE[c] for c in tr.classes_b]), "split": split, "scores": {"test": tr.score_b}})
-    sampling.write_points(pd.DataFrame({"point_id": points["point_id"], "side": side}),
-                          models_dir / "bigearth_transfer_points.parquet")
+    finished.summary()
+    tr = results[0]
     runs_.write_predictions(frames, reports / "predictions.parquet")
 
     def mean(which: str) -> dict:
@@ -147,8 +168,8 @@ def run() -> None:
 
     split_name = f"AOI held-out test points ({split} split{'' if best is not None else ' of its own'})"
     rows_ = [
-        {"model": "BigEarthNet CNN", "evaluated_on": "BigEarthNet held-out patches", "n": be.test_scores["patches"],
-         **{k: v for k, v in be.test_scores.items() if k != "patches"}, "n_runs": 1},
+        {"model": "BigEarthNet CNN", "evaluated_on": "BigEarthNet held-out patches", "n": be["test_scores"]["patches"],
+         **{k: v for k, v in be["test_scores"].items() if k != "patches"}, "n_runs": 1},
         {"model": "(a) BigEarthNet CNN applied to 120x120 AOI windows", "evaluated_on": split_name,
          "n": tr.test.size, **mean("score_a"), "n_runs": len(results)},
         {"model": tr.label_b, "evaluated_on": split_name, "n": tr.test.size, **mean("score_b"), "n_runs": len(results)},
@@ -159,8 +180,8 @@ def run() -> None:
                       "n_runs": best.get("n_runs", 1)})
     table = pd.DataFrame(rows_)
     evaluation.write_table(table, reports / "results", "BigEarthNet and transfer to the AOI")
-    evaluation.write_table(be.per_class, reports / "bigearth_per_class", "BigEarthNet CNN per class (held-out patches)")
-    plots.training_curves(reports / "curves.png", {"BigEarthNet CNN": be.history, "transfer head (b)": tr.history_b},
+    evaluation.write_table(be["per_class"], reports / "bigearth_per_class", "BigEarthNet CNN per class (held-out patches)")
+    plots.training_curves(reports / "curves.png", {"BigEarthNet CNN": be["history"], "transfer head (b)": tr.history_b},
                           "BigEarthNet CNN and transfer head")
     cli.save_config(reports, "train_bigearth")
     print(table.to_markdown(index=False, floatfmt=".3f"))

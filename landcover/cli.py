@@ -270,6 +270,10 @@ def run_stage(stage: Callable[[], None], doc: str | None, argv: list[str] | None
                 log.info("%s: inputs and settings unchanged since the last run; reusing its outputs in %s "
                          "(--force redoes it)", name, reuse.folder())
                 return 0
+        if reuse is not None and args.force:  # redo every run, not only the stage's tables
+            from landcover import resume
+
+            resume.clear(reuse.folder())
         start = time.perf_counter()
         stage()
         wall = time.perf_counter() - start

@@ -181,29 +181,23 @@ def write_patches(path: Path, patches: np.ndarray, labels: np.ndarray) -> None:
 
 
 def read_points_with_segments(prep_points: Path, seg_points: Path, columns: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The points table with ``segment_type`` (and ``columns``, e.g. the SEG_SCALES sweep's types):
-    scene_prep's own (run with SEGMENT=True) or the segmentation stage's copy, checked to be of the same points.
-
-    Raises:
-        FileNotFoundError: no table has the segment types.
-        ValueError: the segmentation's table was made from other points, or lacks ``columns``.
+    """The points table with whichever of ``segment``, ``segment_type`` and ``columns`` (e.g. the SEG_SCALES
+    sweep's types) exist: scene_prep's own (run with SEGMENT=True), completed from the segmentation stage's
+    copy when that copy is of the same points. A copy of other points (an earlier scene_prep.py run) is
+    logged and left out; what neither table has, the caller segments (``segmentation.missing_entries``).
     """
     points = read_points(prep_points)
-    needed = {"segment_type", *columns}
-    if needed <= set(points.columns):
+    wanted = ["segment", "segment_type", *columns]
+    lacking = [c for c in wanted if c not in points.columns]
+    if not lacking or not Path(seg_points).exists():
         return points
-    if not Path(seg_points).exists():
-        lacking = sorted(needed - set(points.columns))
-        raise FileNotFoundError(f"{prep_points} has no columns {lacking} and {seg_points} is missing; run segment.py "
-                                "(scene_prep.py with SEGMENT=True segments at SEG_SCALE only, not the SEG_SCALES sweep)")
     segmented = read_points(seg_points)
-    missing = sorted(needed - set(segmented.columns))
-    if missing:
-        raise ValueError(f"{seg_points} has no columns {missing}; run segment.py with these SEG_SCALES")
     same = len(segmented) == len(points) and (segmented[["row", "col"]].to_numpy() == points[["row", "col"]].to_numpy()).all()
     if not same:
-        raise ValueError(f"{seg_points} was made from other points than {prep_points}; run segment.py again")
-    return segmented
+        log.warning("%s was made from other points than %s (an earlier scene_prep.py run): not used", seg_points,
+                    prep_points)
+        return points
+    return points.assign(**{c: segmented[c].to_numpy() for c in lacking if c in segmented.columns})
 
 
 def drop_rare_classes(points: pd.DataFrame, min_samples: int) -> tuple[pd.DataFrame, list[int]]:

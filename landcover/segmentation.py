@@ -270,26 +270,90 @@ def sweep_column(scale: float, min_size: int) -> str:
 
 
 def sweep(scene: np.ndarray, valid: np.ndarray, band_names: list[str], points: pd.DataFrame,
-          entries: list[tuple[float, int]], settings: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+          entries: list[tuple[float, int]], settings: dict,
+          done: dict[tuple[float, int], tuple[np.ndarray, pd.DataFrame, np.ndarray]] | None = None
+          ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Segment the scene at every sweep entry; add each entry's segment type to the points.
 
     Args:
         scene: (bands, rows, cols); valid: (rows, cols) bool.
         settings: :func:`settings_from`'s keywords (scale and min_size replaced per entry).
+        done: segmentations already made, ``(scale, min_size) -> segment_scene()``'s answer, not redone.
 
     Returns:
         ``(points, summary)``: the points with one ``sweep_column`` per entry,
-        and one row per entry: scale, min_size, segments, median size (px, ha).
+        and one row per entry: scale, min_size, segments, median size (px).
     """
     rows = []
     for scale, min_size in entries:
-        ids, stats, types = segment_scene(scene, valid, band_names, **{**settings, "scale": scale,
-                                                                        "min_size": min_size})
+        ids, stats, types = (done or {}).get((scale, min_size)) or segment_scene(
+            scene, valid, band_names, **{**settings, "scale": scale, "min_size": min_size})
         points = points.assign(**{sweep_column(scale, min_size): add_segment_columns(points, ids, types)[
             "segment_type"].to_numpy()})
         rows.append({"scale": scale, "min_size": min_size, "segments": int(ids.max()),
                      "median_size_px": float(stats["count"].median())})
     return points, pd.DataFrame(rows)
+
+
+def segment_aoi(folder: Path, scene: np.ndarray, profile: dict, band_names: list[str], valid: np.ndarray,
+                points: pd.DataFrame, settings: dict, entries: list[tuple[float, int]],
+                truecolor: np.ndarray) -> pd.DataFrame:
+    """The segmentation stage on the training AOI, as segment.py and scene_prep.py (SEGMENT) both run it.
+
+    Segments at ``settings`` (SEG_SCALE) and at every sweep entry (SEG_SCALES), writes
+    :func:`write_outputs`' files and ``scale_sweep.csv/.md`` into ``folder``, and returns the points
+    with ``segment``, ``segment_type`` and one :func:`sweep_column` per entry.
+
+    Args:
+        scene: (bands, rows, cols); valid: (rows, cols) bool; truecolor: (rows, cols, 3) uint8 render.
+    """
+    from landcover import evaluation
+
+    ids, stats, types = segment_scene(scene, valid, band_names, **settings)
+    points = add_segment_columns(points, ids, types)
+    own = (settings["scale"], settings["min_size"])
+    points, summary = sweep(scene, valid, band_names, points, entries, settings, {own: (ids, stats, types)})
+    if not summary.empty:
+        summary = sweep_summary(summary, profile["transform"])
+        evaluation.write_table(summary, Path(folder) / "scale_sweep", "Segmentation scales swept (SEG_SCALES)")
+        log.info("scale sweep: %s", "; ".join(f"scale {r.scale:g}, min size {r.min_size}: {r.segments} segments, "
+                                               f"median {r.median_size_ha:.2f} ha" for r in summary.itertuples()))
+    write_outputs(folder, ids, stats, types, profile, truecolor, len(settings["percentiles"]) + 1)
+    return points
+
+
+def sweep_summary(summary: pd.DataFrame, transform: Affine) -> pd.DataFrame:
+    """The sweep's summary with each entry's median segment size in hectares (pixel area of ``transform``)."""
+    return summary.assign(median_size_ha=summary["median_size_px"] * abs(transform.a * transform.e) / 10_000)
+
+
+def missing_entries(points: pd.DataFrame, own: tuple[float, int], entries: list[tuple[float, int]]
+                    ) -> list[tuple[float, int]]:
+    """The segmentations a points table lacks: ``own`` (SEG_SCALE, SEG_MIN_SIZE: ``segment_type``) when it has
+    no ``segment_type``, and each sweep entry other than ``own`` without its :func:`sweep_column`."""
+    lacking = [own] if "segment_type" not in points else []
+    return lacking + [e for e in entries if e != own and sweep_column(*e) not in points and e not in lacking]
+
+
+def add_missing_types(scene: np.ndarray, valid: np.ndarray, band_names: list[str], points: pd.DataFrame,
+                      lacking: list[tuple[float, int]], settings: dict) -> pd.DataFrame:
+    """Segment the scene at each ``lacking`` entry and add its types to the points: ``segment`` and
+    ``segment_type`` for the entry of ``settings`` (SEG_SCALE), a :func:`sweep_column` for the others.
+
+    Args:
+        scene: (bands, rows, cols); valid: (rows, cols) bool.
+        lacking: :func:`missing_entries`' answer.
+        settings: :func:`settings_from`'s keywords.
+    """
+    own = (settings["scale"], settings["min_size"])
+    for scale, min_size in lacking:
+        ids, _, types = segment_scene(scene, valid, band_names, **{**settings, "scale": scale, "min_size": min_size})
+        typed = add_segment_columns(points, ids, types)
+        if (scale, min_size) == own:
+            points = typed
+        else:
+            points = points.assign(**{sweep_column(scale, min_size): typed["segment_type"].to_numpy()})
+    return points
 
 
 def type_colormap(n_types: int) -> dict[int, tuple[int, int, int, int]]:

@@ -137,6 +137,9 @@ def transfer_to_aoi(model, targets: np.ndarray, scene: np.ndarray, points: pd.Da
 
     from landcover import splits
 
+    if fine_tune_epochs > 0:  # fine-tuning changes the convolutions: a copy, so that every run starts from the same CNN
+        original, model = model, keras.models.clone_model(model)
+        model.set_weights(original.get_weights())
     rows, cols, codes = points["row"].to_numpy(), points["col"].to_numpy(), points["label"].to_numpy()
     rng = np.random.default_rng(seed)
     test = np.flatnonzero(side == "test")

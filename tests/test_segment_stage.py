@@ -116,7 +116,36 @@ def test_per_pixel_experiment_writes_the_table(tmp_path, tiny_demo, capsys):
     assert (folder / "maps_side_by_side.png").stat().st_size > 10_000
 
 
-def test_experiment_without_segments_says_what_to_run(tmp_path, tiny_demo, capsys):
-    assert scene_prep.main(_prep_args(tiny_demo, tmp_path)) == 0
-    assert segment_experiment.main(_prep_args(tiny_demo, tmp_path)) == 2
-    assert "run segment.py" in capsys.readouterr().err
+# the per-pixel experiment at its smallest: one split, one run, one forest, one MLP epoch
+FAST = ["--set", "TRAIN_SIZES=[300]", "--set", "MLP_EPOCHS=1", "--set", "RF_TREES=5", "--set", "REPEATS=1",
+        "--set", "SPLITS=['random']", "--set", "RF_TARGETS=['labels']"]
+
+
+@pytest.mark.parametrize("workflow", ["scene_prep with SEGMENT", "scene_prep, segment.py", "scene_prep only"])
+def test_every_segmentation_workflow_runs_the_experiment(tmp_path, tiny_demo, workflow, capsys):
+    """With the default segmentation settings (SEG_SCALE, the SEG_SCALES sweep, SEG_INPUT), from a clean folder:
+    the study's workflow (scene_prep.py --set SEGMENT=True, then test_segment.py), the stage-by-stage one, and
+    none at all; test_segment.py segments only what no table has, and says so."""
+    args = ["--set", f"SCENE_PATH={tiny_demo.product}", "--set", f"LABELS_PATH={tiny_demo.clc_vector}",
+            "--set", f"AOI={TINY_AOI}", "--set", f"PREP_DIR={tmp_path / 'prepared'}",
+            "--set", f"SEG_DIR={tmp_path / 'segments'}", "--set", f"REPORTS_DIR={tmp_path / 'reports'}",
+            "--set", f"MODELS_DIR={tmp_path / 'models'}", "--set", "N_POINTS=1500"]
+    sweep = "segment_type_s5_m50"  # the default SEG_SCALES' entry other than SEG_SCALE's
+    if workflow == "scene_prep with SEGMENT":
+        assert scene_prep.main([*args, "--set", "SEGMENT=True"]) == 0
+        prepared = pd.read_parquet(tmp_path / "prepared" / "points.parquet")
+        assert {"segment_type", sweep} <= set(prepared.columns)
+        assert (tmp_path / "segments" / "scale_sweep.csv").exists()
+    else:
+        assert scene_prep.main(args) == 0
+        if workflow == "scene_prep, segment.py":
+            assert segment.main(args) == 0
+    capsys.readouterr()
+    assert segment_experiment.main([*args, *FAST]) == 0
+    table = pd.read_csv(tmp_path / "reports" / "segments" / "results.csv")
+    assert {"MLP", "MLP-Pixel", "MLP (segments: scale 5, min size 50)"} <= set(table["classifier"])
+    segmented_here = [line for line in capsys.readouterr().err.splitlines() if "segmenting" in line]
+    if workflow == "scene_prep only":
+        assert len(segmented_here) == 1 and "scale 1200, min size 500, scale 5, min size 50" in segmented_here[0]
+    else:
+        assert not segmented_here
