@@ -77,7 +77,7 @@ class FinishedRuns:
         try:
             with open(path, "rb") as f:
                 stored = pickle.load(f)
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError) as err:
+        except Exception as err:  # noqa: BLE001 - whatever makes it unreadable, the run is not finished
             log.warning("%s: unreadable (%s); run %s is trained again", path, err, key)
             return None
         if stored.get("key") != key:
