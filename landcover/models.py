@@ -77,6 +77,13 @@ def resolve_precision(precision: str) -> str:
     return precision
 
 
+# Training batches run per call into TensorFlow (Keras's steps_per_execution): the same batches, in the
+# same order, with the same updates; only the Python round trips between them go (benchmarks/bench_fit.py).
+STEPS_PER_EXECUTION = 32
+# Batch of the per-epoch validation of array inputs: accuracy does not depend on it, the time does.
+VALIDATION_BATCH = 4096
+
+
 def seed_keras(seed: int, deterministic: bool, precision: str = "float32") -> None:
     """Seed Python, NumPy and TensorFlow; optionally make TensorFlow's ops deterministic;
     set the dtype policy of the networks built next (``PRECISION``: "float32",
@@ -117,7 +124,8 @@ def build_mlp(n_features: int, n_classes: int, learning_rate: float, decay: floa
     rate = keras.optimizers.schedules.InverseTimeDecay(learning_rate, decay_steps=1, decay_rate=decay) \
         if decay else learning_rate
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=rate, momentum=0.9, nesterov=True),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  steps_per_execution=STEPS_PER_EXECUTION)
     return model
 
 
@@ -168,7 +176,8 @@ def fit_keras(model, x_train, y_train: np.ndarray, x_val, y_val: np.ndarray, *, 
                                                        restore_best_weights=True))
     fit_args: dict[str, Any] = {}
     if isinstance(x_train, np.ndarray):
-        fit_args = {"y": y_train, "batch_size": batch_size, "shuffle": True}
+        fit_args = {"y": y_train, "batch_size": batch_size, "shuffle": True,
+                    "validation_batch_size": max(batch_size, VALIDATION_BATCH)}
         validation = (x_val, y_val)
     else:
         validation = x_val
@@ -218,7 +227,7 @@ def build_patch_cnn(patch_size: int, n_bands: int, n_classes: int, *, padding: s
                            dtype="float32")(x)  # float32 softmax under mixed precision
     model = keras.Model(inputs, outputs, name=f"patch_cnn_{patch_size}_{padding}")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION)
     return model
 
 
@@ -324,10 +333,10 @@ def build_bigearth_cnn(n_bands: int, n_classes: int, *, multi_label: bool = Fals
     model = keras.Model(inputs, outputs, name="bigearth_cnn")
     if multi_label:
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
-                      metrics=[keras.metrics.BinaryAccuracy(name="accuracy")])
+                      metrics=[keras.metrics.BinaryAccuracy(name="accuracy")], steps_per_execution=STEPS_PER_EXECUTION)
     else:
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+                      metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION)
     return model
 
 
@@ -359,5 +368,5 @@ def build_transfer_head(n_features: int, n_classes: int, learning_rate: float = 
     model = keras.Sequential([keras.Input(shape=(n_features,)), layers.Dense(200, activation="relu"),
                               layers.Dropout(0.2), layers.Dense(n_classes, activation="softmax")], name="transfer_head")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION)
     return model

@@ -8,8 +8,6 @@ Arrays handed to Keras are channels-last: (N, p, p, bands).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 
@@ -46,38 +44,41 @@ def windows(padded: np.ndarray, patch_size: int) -> np.ndarray:
 def patch_dataset(padded: np.ndarray, patch_size: int, rows: np.ndarray, cols: np.ndarray, labels: np.ndarray,
                   batch_size: int, *, class_weights: dict[int, float] | None = None, shuffle: bool = False,
                   seed: int = 0):
-    """A Keras ``PyDataset`` yielding (patches, labels[, sample weights]) batches.
+    """A ``tf.data.Dataset`` of (patches, labels[, sample weights]) batches, the patches cut inside TensorFlow.
 
-    Class weights are given as per-sample weights, which Keras accepts for any
-    dataset type. With ``shuffle`` the order changes every epoch (seeded).
+    The padded scene is held once as a tensor; each batch gathers its windows from it in the graph
+    (no Python per batch), so N patches of p x p are never all in memory. Class weights are given as
+    per-sample weights, which Keras accepts for any dataset type. With ``shuffle`` the order changes
+    every epoch (seeded).
+
+    Args:
+        padded: (rows + p - 1, cols + p - 1, bands) float32 from :func:`normalised_padded`.
+        rows, cols: (N,) pixel positions in the unpadded scene (the patch centres).
+        labels: (N,) int class indices.
+
+    Returns:
+        A dataset of batches: patches (n, p, p, bands) float32 channels-last, labels (n,) and, with
+        ``class_weights``, weights (n,) float32.
     """
-    import keras
+    import tensorflow as tf
 
-    view = windows(padded, patch_size)
+    width, bands = padded.shape[1], padded.shape[2]
+    flat = tf.constant(np.ascontiguousarray(padded, np.float32).reshape(-1, bands))
+    dr, dc = np.mgrid[0:patch_size, 0:patch_size]
+    offsets = tf.constant((dr * width + dc).ravel(), tf.int64)  # each window cell from its top-left corner
+    start = np.asarray(rows, np.int64) * width + np.asarray(cols, np.int64)  # = the centre in the padded scene
+    parts = [start, np.asarray(labels)]
+    if class_weights:
+        lut = np.zeros(int(max(class_weights)) + 1, np.float32)
+        for k, w in class_weights.items():
+            lut[k] = w
+        parts.append(lut[np.asarray(labels)])
+    data = tf.data.Dataset.from_tensor_slices(tuple(parts))
+    if shuffle:
+        data = data.shuffle(len(start), seed=seed, reshuffle_each_iteration=True)
 
-    class Patches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(rows.size) if shuffle else np.arange(rows.size)
-            lut = None
-            if class_weights:
-                lut = np.zeros(int(max(class_weights)) + 1, np.float32)
-                for k, w in class_weights.items():
-                    lut[k] = w
-            self.weights = lut
+    def cut(first, *rest):
+        x = tf.reshape(tf.gather(flat, first[:, None] + offsets[None, :]), (-1, patch_size, patch_size, bands))
+        return (x, *rest)
 
-        def __len__(self) -> int:
-            return math.ceil(rows.size / batch_size)
-
-        def __getitem__(self, i: int):
-            idx = self.order[i * batch_size:(i + 1) * batch_size]
-            x = np.ascontiguousarray(view[rows[idx], cols[idx]])
-            y = labels[idx]
-            return (x, y) if self.weights is None else (x, y, self.weights[y])
-
-        def on_epoch_end(self) -> None:
-            if shuffle:
-                self.order = self.rng.permutation(rows.size)
-
-    return Patches()
+    return data.batch(batch_size).map(cut).prefetch(tf.data.AUTOTUNE)

@@ -92,7 +92,8 @@ def fine_tune(base, head, scene: np.ndarray, rows: np.ndarray, cols: np.ndarray,
     p = base.input_shape[1]
     full = keras.Model(base.input, head(base.output), name="bigearth_transfer")
     base.trainable = True
-    full.compile(optimizer=keras.optimizers.Adam(1e-5), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    full.compile(steps_per_execution=models.STEPS_PER_EXECUTION, optimizer=keras.optimizers.Adam(1e-5),
+                 loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     padded = patch_data.normalised_padded(scene, np.zeros(scene.shape[0]), np.ones(scene.shape[0]), p)
     train = patch_data.patch_dataset(padded, p, rows, cols, y, batch_size,
                                      class_weights=models.balanced_class_weights(y), shuffle=True)
@@ -137,7 +138,7 @@ def transfer_to_aoi(model, targets: np.ndarray, scene: np.ndarray, points: pd.Da
 
     from landcover import splits
 
-    if fine_tune_epochs > 0:  # fine-tuning changes the convolutions: a copy, so that every run starts from the same CNN
+    if fine_tune_epochs > 0:  # fine-tuning changes the convolutions: on a copy, so every run starts from the same CNN
         original, model = model, keras.models.clone_model(model)
         model.set_weights(original.get_weights())
     rows, cols, codes = points["row"].to_numpy(), points["col"].to_numpy(), points["label"].to_numpy()

@@ -16,26 +16,28 @@ def test_dataset_patches_equal_symmetric_padding_by_hand():
     mean, std = np.full(4, 2000.0), np.full(4, 1000.0)
     padded = patch_data.normalised_padded(scene, mean, std, 5)
     rows, cols = np.array([0, 22, 11, 0]), np.array([0, 30, 15, 30])
-    data = patch_data.patch_dataset(padded, 5, rows, cols, np.arange(4), batch_size=3)
-    x, y = data[0]
-    x2, _ = data[1]
-    patches = np.concatenate([x, x2])
+    batches = list(patch_data.patch_dataset(padded, 5, rows, cols, np.arange(4), batch_size=3).as_numpy_iterator())
+    patches = np.concatenate([x for x, _ in batches])
     by_hand = (sampling.cut_patches(scene, rows, cols, 5).astype(np.float32) - 2000) / 1000
-    assert len(data) == 2 and y.tolist() == [0, 1, 2]
+    assert len(batches) == 2 and batches[0][1].tolist() == [0, 1, 2] and patches.shape == (4, 5, 5, 4)
     assert np.allclose(patches, by_hand)
     assert np.allclose(patches[:, 2, 2], (scene[:, rows, cols].T - 2000.0) / 1000.0)  # the point is the centre
 
 
 def test_dataset_yields_class_weights_as_sample_weights_and_shuffles():
-    padded = patch_data.normalised_padded(_scene(), np.zeros(4), np.ones(4), 3)
-    labels = np.array([0, 0, 0, 1])
-    data = patch_data.patch_dataset(padded, 3, np.arange(4), np.arange(4), labels, batch_size=4,
-                                    class_weights={0: 0.5, 1: 2.0}, shuffle=True, seed=1)
-    _, y, w = data[0]
-    assert np.array_equal(w, np.where(y == 1, 2.0, 0.5))
-    first = data.order.copy()
-    data.on_epoch_end()
-    assert sorted(data.order) == [0, 1, 2, 3] and not np.array_equal(first, data.order)
+    scene = _scene()
+    padded = patch_data.normalised_padded(scene, np.zeros(4), np.ones(4), 3)
+    labels = np.array([0, 0, 0, 1, 0, 0, 0, 0])
+    rows, cols = np.arange(8), np.arange(8) * 2
+    data = patch_data.patch_dataset(padded, 3, rows, cols, labels, batch_size=8, class_weights={0: 0.5, 1: 2.0},
+                                    shuffle=True, seed=1)
+    (x1, y1, w1), = list(data.as_numpy_iterator())
+    (x2, y2, _), = list(data.as_numpy_iterator())  # the next epoch: another order of the same patches
+    assert np.array_equal(w1, np.where(y1 == 1, 2.0, 0.5))
+    centres = x1[:, 1, 1, 0]  # band 1 at each patch's centre identifies the point
+    assert sorted(centres.tolist()) == sorted(scene[0, rows, cols].astype(np.float32).tolist())
+    assert not np.array_equal(centres, x2[:, 1, 1, 0]) and sorted(centres) == sorted(x2[:, 1, 1, 0])
+    assert np.array_equal(y1, labels[[np.flatnonzero(scene[0, rows, cols] == c)[0] for c in centres]])
 
 
 @pytest.mark.parametrize("padding", ["same", "valid"])
