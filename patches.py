@@ -29,8 +29,10 @@ Outputs:
     REPORTS_DIR/patches/predictions.parquet  every run's test predictions
     REPORTS_DIR/patches/per_class.csv, confusion_<split>_<p>.png, curves_<split>.png
     REPORTS_DIR/patches/patches_config.json
+    REPORTS_DIR/patches/.runs/  each finished run as soon as it finishes: a killed stage, run again
+        with the same settings, resumes at its first unfinished run (landcover.resume)
 Config keys: PREP_DIR, POINTS_FORMAT, PATCH_SIZES, PATCH_MIN_SAMPLES, CNN_PADDING,
-    CNN_INIT, CNN_LEARNING_RATE, CNN_EPOCHS, CNN_BATCH_SIZE, CNN_PATIENCE, CNN_TRAIN_SIZE,
+    CNN_INIT, CNN_LEARNING_RATE, CNN_EPOCHS, CNN_BATCH_SIZE, CNN_PATIENCE, CNN_MIN_EPOCHS, CNN_TRAIN_SIZE,
     SPLITS, REPEATS, PRECISION, VAL_FRACTION, TEST_FRACTION, BLOCK_SIZE, TF_DETERMINISTIC, SEED,
     MODELS_DIR, REPORTS_DIR.
 Run:
@@ -134,7 +136,8 @@ def train_run(scene: np.ndarray, band_names: list[str], points: pd.DataFrame, cl
         scene, points["row"].to_numpy(), points["col"].to_numpy(), y, train, val, test, len(codes), p,
         padding=config.CNN_PADDING, seed=seed, learning_rate=config.CNN_LEARNING_RATE, epochs=config.CNN_EPOCHS,
         batch_size=config.CNN_BATCH_SIZE, patience=config.CNN_PATIENCE, deterministic=config.TF_DETERMINISTIC,
-        init=config.CNN_INIT, precision=config.PRECISION, desc=f"CNN {p}x{p} {protocol} run {run_ + 1}")
+        init=config.CNN_INIT, precision=config.PRECISION, desc=f"CNN {p}x{p} {protocol} run {run_ + 1}",
+        min_epochs=config.CNN_MIN_EPOCHS)
     res = run_cnn.result
     name = f"patch_cnn_{protocol}_{p}"
     if run_ == 0:  # the model kept for maps and transfer: the first run's (file names as before)
@@ -176,7 +179,8 @@ def save_run(name: str, run_cnn, p: int, band_names: list[str], classes, protoco
 
 
 CONFIG_KEYS = ("PREP_DIR", "POINTS_FORMAT", "PATCH_SIZES", "PATCH_MIN_SAMPLES", "CNN_PADDING", "CNN_INIT",
-               "CNN_LEARNING_RATE", "CNN_EPOCHS", "CNN_BATCH_SIZE", "CNN_PATIENCE", "CNN_TRAIN_SIZE", "SPLITS",
+               "CNN_LEARNING_RATE", "CNN_EPOCHS", "CNN_BATCH_SIZE", "CNN_PATIENCE", "CNN_MIN_EPOCHS", "CNN_TRAIN_SIZE",
+               "SPLITS",
                "REPEATS", "PRECISION", "VAL_FRACTION",
                "TEST_FRACTION", "BLOCK_SIZE", "TF_DETERMINISTIC", "SEED", "MODELS_DIR", "REPORTS_DIR")
 

@@ -34,6 +34,8 @@ Outputs (REPORTS_DIR/segments/):
     per_class.csv             per-class precision/recall/F1 at the largest size (run 1)
     confusion_<classifier>_<split>.png, curves_<split>.png
     test_segment_config.json  the effective configuration
+    .runs/                    each finished run as soon as it finishes: a killed stage, run
+                              again with the same settings, resumes at its first unfinished run
 Outputs (MODELS_DIR/): the first run of the random forest and of MLP-Pixel at the
     largest size, per split, for whole-scene maps (test_patches.py with PIXEL_MAPS):
     pixel_random_forest_<split>.joblib, pixel_mlp_<split>.keras, each with a .json

@@ -29,6 +29,8 @@ Outputs:
         BigEarthNet CNN is trained once, the head (b) once per run), paired
         with the best patch CNN in reports/comparisons.csv
     REPORTS_DIR/bigearth/bigearth_per_class.csv, curves.png, train_bigearth_config.json
+    REPORTS_DIR/bigearth/.runs/  each finished run as soon as it finishes: a killed stage, run again
+        with the same settings, resumes at its first unfinished run (landcover.resume)
 Config keys: BIGEARTH_DIR, BE_*, TRANSFER_*, PREP_DIR, POINTS_FORMAT, REPORTS_DIR,
     MODELS_DIR, TF_DETERMINISTIC, PRECISION, SEED, REPEATS, VAL_FRACTION, TEST_FRACTION, BLOCK_SIZE.
 Run:

@@ -76,7 +76,8 @@ class PatchRun:
 def run_patch_cnn(scene: np.ndarray, rows: np.ndarray, cols: np.ndarray, y: np.ndarray, train: np.ndarray,
                   val: np.ndarray, test: np.ndarray, n_classes: int, patch_size: int, *, padding: str, seed: int,
                   learning_rate: float, epochs: int, batch_size: int, patience: int | None, deterministic: bool,
-                  init: str = "glorot_uniform", precision: str = "float32", desc: str = "") -> PatchRun:
+                  init: str = "glorot_uniform", precision: str = "float32", desc: str = "", min_epochs: int = 0
+                  ) -> PatchRun:
     """Train the patch CNN on patches cut on the fly around the training points.
 
     Per-band normalisation is fitted on the training points only; balanced
@@ -102,7 +103,7 @@ def run_patch_cnn(scene: np.ndarray, rows: np.ndarray, cols: np.ndarray, y: np.n
     history = models.fit_keras(
         model, data(train, class_weights=models.balanced_class_weights(y[train]), shuffle=True, seed=seed),
         y[train], data(val), y[val], epochs=epochs, batch_size=batch_size, patience=patience,
-        desc=desc or f"CNN {patch_size}x{patch_size}")
+        desc=desc or f"CNN {patch_size}x{patch_size}", min_epochs=min_epochs)
     pred_val = model.predict(data(val), verbose=0).argmax(axis=1)
     pred_test = model.predict(data(test), verbose=0).argmax(axis=1)
     labels = np.arange(n_classes)

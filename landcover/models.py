@@ -154,11 +154,13 @@ def _progress_callback(epochs: int, desc: str):
 
 
 def fit_keras(model, x_train, y_train: np.ndarray, x_val, y_val: np.ndarray, *, epochs: int, batch_size: int,
-              patience: int | None, desc: str = "training") -> dict[str, list[float]]:
+              patience: int | None, desc: str = "training", min_epochs: int = 0) -> dict[str, list[float]]:
     """Train with balanced class weights and early stopping on validation accuracy.
 
     The weights of the best validation epoch are restored. ``patience=None``
-    trains every epoch and keeps the last weights (the study's MLP).
+    trains every epoch and keeps the last weights (the study's MLP). Early stopping
+    watches from epoch ``min_epochs`` on (Keras's ``start_from_epoch``): the epochs
+    before it are trained whatever their validation accuracy, and never kept as the best.
 
     Args:
         x_train, x_val: arrays (N, ...), or Keras ``PyDataset`` objects that
@@ -173,7 +175,7 @@ def fit_keras(model, x_train, y_train: np.ndarray, x_val, y_val: np.ndarray, *, 
     callbacks = [_progress_callback(epochs, desc)]
     if patience is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience,
-                                                       restore_best_weights=True))
+                                                       restore_best_weights=True, start_from_epoch=min_epochs))
     fit_args: dict[str, Any] = {}
     if isinstance(x_train, np.ndarray):
         fit_args = {"y": y_train, "batch_size": batch_size, "shuffle": True,
@@ -181,6 +183,7 @@ def fit_keras(model, x_train, y_train: np.ndarray, x_val, y_val: np.ndarray, *, 
         validation = (x_val, y_val)
     else:
         validation = x_val
+        fit_args = {"shuffle": False}  # a dataset shuffles itself
     if isinstance(x_train, np.ndarray):
         fit_args["class_weight"] = balanced_class_weights(y_train)  # a PyDataset yields sample weights itself
     history = model.fit(x_train, epochs=epochs, validation_data=validation,
