@@ -57,8 +57,8 @@ def main() -> None:
                 fit = experiment.run_patch_cnn(
                     scene, rows, cols, y, train, val, test, len(codes), p, padding="same",
                     seed=splits.run_seed(config.SEED, run), learning_rate=config.CNN_LEARNING_RATE,
-                    epochs=config.CNN_EPOCHS, batch_size=config.CNN_BATCH_SIZE, patience=config.CNN_PATIENCE, min_epochs=config.CNN_MIN_EPOCHS,
-                    deterministic=True, precision=precision)
+                    epochs=config.CNN_EPOCHS, batch_size=config.CNN_BATCH_SIZE, patience=config.CNN_PATIENCE,
+                    min_epochs=config.CNN_MIN_EPOCHS, deterministic=True, precision=precision)
                 seconds = time.perf_counter() - start
                 results.setdefault((p, precision), []).append(
                     (seconds, len(fit.result.history["loss"]), fit.result.test["accuracy"]))
